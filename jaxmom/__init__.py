@@ -1,12 +1,27 @@
 """jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
 
+from jaxmom.data import BatchOrder, batch_order, make_dataset
+from jaxmom.model import Net, apply_mlp, init_mlp
+from jaxmom.train import TrainResult, mse_loss, seed_inputs, train, train_scan, train_step
 from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
 
 __version__ = "0.1.0"
 
 __all__ = (
+    "BatchOrder",
     "MomentumState",
+    "Net",
+    "TrainResult",
+    "apply_mlp",
+    "batch_order",
     "heavy_ball",
+    "init_mlp",
+    "make_dataset",
     "momentum",
+    "mse_loss",
+    "seed_inputs",
     "sgd_momentum",
+    "train",
+    "train_scan",
+    "train_step",
 )

@@ -1,0 +1,67 @@
+"""Run every experiment of the chapter and write its figures and REPORT.md.
+
+Command:  python -m experiments [--out results] [--only NAME[,NAME...]] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+#: In the chapter's order.
+EXPERIMENTS = ("mlp_regression", "sgd_vs_momentum")
+
+
+def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float]) -> Path:
+    """``REPORT.md``: each claim of the chapter, its figures, and the number that checks it."""
+    lines = ["# The momentum chapter, checked", ""]
+    n_pass = sum(c["passed"] for r in results.values() for c in r["claims"])
+    n_all = sum(len(r["claims"]) for r in results.values())
+    lines += [f"{n_pass} of {n_all} claims pass.", ""]
+    lines += ["| section | claim | measured | result |", "| --- | --- | --- | --- |"]
+    for r in results.values():
+        for c in r["claims"]:
+            mark = "pass" if c["passed"] else "**FAIL**"
+            lines.append(f"| {c['section']} | {c['claim']} | {c['measured']} | {mark} |")
+    for name, r in results.items():
+        lines += ["", f"## {name} ({seconds[name]:.1f} s)", ""]
+        lines += [f"![{f}]({f})" for f in r["figures"]]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
+    parser.add_argument("--only", default=None, help="comma-separated experiment names")
+    parser.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
+    args = parser.parse_args(argv)
+    names = EXPERIMENTS if args.only is None else tuple(args.only.split(","))
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"unknown experiment {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}")
+    results, seconds = {}, {}
+    for i, name in enumerate(names, 1):
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        results[name] = importlib.import_module(f"experiments.{name}").run(
+            args.out, quick=args.quick
+        )
+        seconds[name] = time.perf_counter() - t0
+        passed = sum(c["passed"] for c in results[name]["claims"])
+        print(
+            f"[{i}/{len(names)}] {name}: {passed}/{len(results[name]['claims'])} claims pass "
+            f"({seconds[name]:.1f} s)",
+            flush=True,
+        )
+    report = write_report(args.out, results, seconds)
+    print(f"wrote {report}")
+    return 0 if all(c["passed"] for r in results.values() for c in r["claims"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

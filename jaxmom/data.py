@@ -1,0 +1,114 @@
+"""The chapter's data set and the per-epoch batch order of its DataLoader (section 5.5.1).
+
+The chapter draws ``x = linspace(-1, 1, 1000)``, ``y = x**2 + 0.1 * eps`` with
+``torch.manual_seed(1)``, and shuffles it every epoch into batches of 32, keeping the last
+partial batch (1000 = 31 * 32 + 8: 32 steps an epoch). Here the shuffle is a
+``jax.random.permutation`` per epoch, and the partial batch is padded to full size with a
+mask, so that every step has the same static shape inside ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmom._checks import check_positive_int
+
+#: The key of the default data set, as the chapter fixes ``torch.manual_seed(1)``.
+DATA_SEED = 1
+
+
+class BatchOrder(NamedTuple):
+    """Which points each step trains on.
+
+    Attributes:
+      indices: int32 ``[steps, batch_size]``, indices into the data set; padding points are 0.
+      mask: bool ``[steps, batch_size]``, True for real points, False for padding.
+    """
+
+    indices: jax.Array
+    mask: jax.Array
+
+
+def make_dataset(key: jax.Array | None = None, n: int = 1000, noise: float = 0.1):
+    """The chapter's regression data: ``x = linspace(-1, 1, n)[:, None]``, ``y = x**2 + noise*eps``.
+
+    Args:
+      key: a JAX PRNG key for ``eps ~ N(0, 1)``; ``None`` uses the fixed key ``DATA_SEED``, so
+        the default data set is the same in every run, as in the chapter.
+      n: number of points, >= 1.
+      noise: standard deviation of the noise.
+
+    Returns:
+      ``(x, y)``, both float32 ``[n, 1]``.
+    """
+    n = check_positive_int(n, "n")
+    if key is None:
+        key = jax.random.key(DATA_SEED)
+    x = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)[:, None]
+    y = x**2 + noise * jax.random.normal(key, x.shape, jnp.float32)
+    return x, y
+
+
+def steps_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """Number of batches in an epoch: ``ceil(n / batch_size)``, or the floor with ``drop_last``."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def _check_order_args(n, batch_size, epochs):
+    n = check_positive_int(n, "n")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    epochs = check_positive_int(epochs, "epochs")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size must be <= the number of points n={n}, got batch_size={batch_size}"
+        )
+    return n, batch_size, epochs
+
+
+def batch_order(
+    key: jax.Array,
+    n: int = 1000,
+    batch_size: int = 32,
+    epochs: int = 12,
+    drop_last: bool = False,
+) -> BatchOrder:
+    """A fresh permutation of the ``n`` points every epoch, cut into batches.
+
+    Like ``DataLoader(shuffle=True, drop_last=drop_last)``: the last partial batch of each
+    epoch is kept (padded and masked) unless ``drop_last``.
+
+    Args:
+      key: a JAX PRNG key; epoch ``e`` uses ``jax.random.split(key, epochs)[e]``.
+      n: number of points.
+      batch_size: points per step, 1 <= batch_size <= n.
+      epochs: number of epochs, >= 1.
+      drop_last: drop the last partial batch of each epoch.
+
+    Returns:
+      A :class:`BatchOrder` with ``indices`` and ``mask`` of shape
+      ``[epochs * steps_per_epoch(n, batch_size, drop_last), batch_size]``.
+    """
+    n, batch_size, epochs = _check_order_args(n, batch_size, epochs)
+    return _batch_order(key, n, batch_size, epochs, bool(drop_last))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _batch_order(key, n, batch_size, epochs, drop_last):
+    steps = steps_per_epoch(n, batch_size, drop_last)
+    slots = steps * batch_size
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, epochs))
+    if slots <= n:
+        indices = perms[:, :slots]
+        mask = jnp.ones((epochs, slots), bool)
+    else:
+        pad = slots - n
+        indices = jnp.concatenate([perms, jnp.zeros((epochs, pad), perms.dtype)], axis=1)
+        mask = jnp.concatenate(
+            [jnp.ones((epochs, n), bool), jnp.zeros((epochs, pad), bool)], axis=1
+        )
+    shape = (epochs * steps, batch_size)
+    return BatchOrder(indices.astype(jnp.int32).reshape(shape), mask.reshape(shape))

@@ -1,0 +1,226 @@
+"""One training run of the chapter's MLP as one pure function: ``lax.scan`` over every step.
+
+This is the project's only training loop. :func:`train` runs it jit-compiled for one seed;
+:func:`jaxmom.sweep` runs :func:`train_scan` under ``vmap`` for many.
+
+Public pieces, for users who write their own loop: :func:`mse_loss`, :func:`train_step`,
+:func:`train_scan` (all pure, traceable under ``jit``/``vmap``) and :func:`seed_inputs`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.extend import core as jex_core
+
+from jaxmom._checks import check_positive_int
+from jaxmom.data import BatchOrder, _check_order_args, batch_order, make_dataset
+from jaxmom.model import apply_mlp, init_mlp
+
+
+class TrainResult(NamedTuple):
+    """What one run gives.
+
+    Attributes:
+      params: the final parameters (a nested dict like :func:`jaxmom.init_mlp`'s).
+      step_losses: ``[steps]``, the mean squared error of each step's batch, before its update
+        (what the chapter records with ``loss.item()``).
+      epoch_losses: ``[epochs]``, the mean squared error over the points seen in each epoch.
+    """
+
+    params: dict
+    step_losses: jax.Array
+    epoch_losses: jax.Array
+
+
+def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = None):
+    """Mean squared error of the MLP on ``x``, ``y`` [batch, 1], over the real points only.
+
+    ``mask`` [batch] marks the real points (padding is False); ``None`` means all are real.
+    With every point real this is ``torch.nn.MSELoss()``.
+    """
+    se = jnp.sum((apply_mlp(params, x) - y) ** 2, axis=-1)
+    if mask is None:
+        return jnp.mean(se)
+    m = mask.astype(se.dtype)
+    return jnp.sum(se * m) / jnp.maximum(jnp.sum(m), 1.0)
+
+
+def train_step(opt: optax.GradientTransformation, params, opt_state, x, y, mask=None):
+    """One step of ``opt`` on the batch: returns ``(params, opt_state, loss)``, loss before it."""
+    loss, grads = jax.value_and_grad(mse_loss)(params, x, y, mask)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def train_scan(
+    opt: optax.GradientTransformation,
+    params: dict,
+    order: BatchOrder,
+    data: tuple[jax.Array, jax.Array],
+    epochs: int,
+    opt_state=None,
+) -> TrainResult:
+    """The whole run as one ``lax.scan`` over the steps of ``order``. Pure; ``epochs`` is static.
+
+    Args:
+      opt: any optax transformation.
+      params: initial parameters.
+      order: the batch order, ``[steps, batch]``; ``steps`` must be a multiple of ``epochs``.
+      data: ``(x, y)``, both ``[n, 1]``; batches are gathered from it, never copied whole.
+      epochs: number of epochs in ``order``.
+      opt_state: initial optimizer state; ``None`` means ``opt.init(params)``.
+
+    Returns:
+      A :class:`TrainResult`.
+    """
+    x, y = data
+    if opt_state is None:
+        opt_state = opt.init(params)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        idx, mask = batch
+        params, opt_state, loss = train_step(opt, params, opt_state, x[idx], y[idx], mask)
+        return (params, opt_state), loss
+
+    (params, _), step_losses = jax.lax.scan(step, (params, opt_state), (order.indices, order.mask))
+    counts = order.mask.sum(axis=1).astype(step_losses.dtype)
+    per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
+    epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
+    return TrainResult(params, step_losses, epoch_losses)
+
+
+def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):
+    """The initial parameters and batch order of run ``seed``.
+
+    ``key = jax.random.key(seed)``; ``k_params, k_order = jax.random.split(key)``; the
+    parameters are ``init_mlp(k_params, hidden)`` and the order
+    ``batch_order(k_order, n, batch_size, epochs)``. ``seed`` may be traced (``vmap`` over seeds).
+    """
+    k_params, k_order = _seed_keys(seed)
+    return init_mlp(k_params, hidden), batch_order(k_order, n, batch_size, epochs)
+
+
+def _seed_keys(seed):
+    return jax.random.split(jax.random.key(seed))
+
+
+def check_data(data) -> tuple[jax.Array, jax.Array]:
+    """``(x, y)`` as arrays, or a ``ValueError`` saying which shapes do not fit."""
+    try:
+        x, y = data
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"data must be a pair (x, y), got {type(data).__name__}") from e
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 1:
+        raise ValueError(f"x must have shape [n, 1] for the chapter's 1->20->1 MLP, got {x.shape}")
+    if y.shape != x.shape:
+        raise ValueError(f"y must have the shape of x {x.shape}, got {y.shape}")
+    return x, y
+
+
+def _check_order(order: BatchOrder, n: int, epochs: int) -> BatchOrder:
+    indices, mask = jnp.asarray(order.indices), jnp.asarray(order.mask)
+    if indices.ndim != 2 or mask.shape != indices.shape:
+        raise ValueError(
+            f"order.indices and order.mask must both be [steps, batch], "
+            f"got {indices.shape} and {mask.shape}"
+        )
+    if indices.shape[0] % epochs:
+        raise ValueError(f"order has {indices.shape[0]} steps, not a multiple of epochs={epochs}")
+    if not isinstance(indices, jax.core.Tracer) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"order.indices must lie in [0, {n}), the data set's size")
+    return BatchOrder(indices, mask)
+
+
+_COMPILED: dict = {}
+
+
+def _compiled_run(jaxpr, in_tree, out_tree):
+    """A jitted run for one optimizer structure; the optimizer's arrays come as arguments."""
+    key = (str(jaxpr), in_tree, out_tree)
+    if key not in _COMPILED:
+        _COMPILED[key] = _make_run(jaxpr, out_tree)
+    return _COMPILED[key]
+
+
+def _make_run(jaxpr, out_tree):
+
+    def update(consts, grads, state, params):
+        flat = jax.tree.leaves((grads, state, params))
+        out = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(jaxpr, consts))(*flat)
+        return jax.tree.unflatten(out_tree, out)
+
+    def run(consts, params, opt_state, order, x, y, epochs):
+        opt = optax.GradientTransformation(None, functools.partial(update, consts))
+        return train_scan(opt, params, order, (x, y), epochs, opt_state=opt_state)
+
+    return jax.jit(run, static_argnames="epochs")
+
+
+def _hoist(opt: optax.GradientTransformation, params, opt_state):
+    """``opt.update`` as a jaxpr whose arrays (beta, learning rate, ...) are separate inputs.
+
+    Two optimizers built alike from different arrays share a jaxpr and so one compiled run;
+    Python floats are constants of the jaxpr, so a new float is a new program.
+    """
+    closed, out_shape = jax.make_jaxpr(opt.update, return_shape=True)(params, opt_state, params)
+    in_tree = jax.tree.structure((params, opt_state, params))
+    fn = _compiled_run(closed.jaxpr, in_tree, jax.tree.structure(out_shape))
+    return fn, list(closed.consts)
+
+
+def train(
+    opt: optax.GradientTransformation,
+    *,
+    seed: int = 0,
+    epochs: int = 12,
+    batch_size: int = 32,
+    data: tuple[jax.Array, jax.Array] | None = None,
+    params: dict | None = None,
+    order: BatchOrder | None = None,
+) -> TrainResult:
+    """Train the chapter's MLP with ``opt``: one jit-compiled ``lax.scan`` over every step.
+
+    The chapter's set-up by default: its data set (:func:`jaxmom.make_dataset`), its ``Net``
+    with PyTorch's init, batches of 32 reshuffled every epoch with the last partial batch kept,
+    12 epochs (384 steps).
+
+    Compiled once per data shape and optimizer structure: pass beta and the learning rate as
+    JAX arrays (``sgd_momentum(jnp.float32(0.01), jnp.float32(0.8))``) and a second call with
+    new values reuses the compiled program; a Python float is a constant of the program.
+
+    Args:
+      opt: any optax transformation, e.g. ``jaxmom.sgd_momentum(0.01, 0.8)``.
+      seed: derives the initial parameters and the batch order (see :func:`seed_inputs`);
+        the data set does not depend on it.
+      epochs: number of epochs, >= 1.
+      batch_size: points per step, 1 <= batch_size <= n.
+      data: ``(x, y)``, both ``[n, 1]``; default the chapter's data set.
+      params: initial parameters, overriding the seed's.
+      order: batch order, overriding the seed's (its batch size wins over ``batch_size``).
+
+    Returns:
+      A :class:`TrainResult` with the final parameters, the loss of each step and of each epoch.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    x, y = check_data(make_dataset() if data is None else data)
+    n = x.shape[0]
+    if order is None:
+        n, batch_size, epochs = _check_order_args(n, batch_size, epochs)
+    k_params, k_order = _seed_keys(seed)
+    if params is None:
+        params = init_mlp(k_params)
+    order = (
+        batch_order(k_order, n, batch_size, epochs)
+        if order is None
+        else _check_order(order, n, epochs)
+    )
+    opt_state = opt.init(params)
+    run, consts = _hoist(opt, params, opt_state)
+    return run(consts, params, opt_state, order, x, y, epochs=epochs)

@@ -1,0 +1,38 @@
+"""Every experiment runs on tiny settings and writes its figures, numbers and the report."""
+
+import json
+
+import pytest
+
+from experiments.__main__ import EXPERIMENTS, main
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    main(["--out", str(out), "--quick"])
+    return out
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_writes_figures_and_numbers(results, name):
+    data = json.loads((results / f"{name}.json").read_text())
+    assert data["claims"], name
+    for fig in data["figures"]:
+        assert (results / fig).stat().st_size > 1000
+    for c in data["claims"]:
+        assert {"section", "claim", "measured", "passed"} <= set(c)
+
+
+def test_report_lists_every_claim(results):
+    report = (results / "REPORT.md").read_text()
+    for name in EXPERIMENTS:
+        for c in json.loads((results / f"{name}.json").read_text())["claims"]:
+            assert c["claim"] in report
+
+
+def test_unknown_experiment_is_an_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--only", "nope"])
+    assert e.value.code == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
