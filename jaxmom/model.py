@@ -62,6 +62,13 @@ def init_mlp(key: jax.Array, hidden: int = 20, init: str = "torch") -> dict:
       "predict": {"kernel": [hidden, 1], "bias": [1]}}``.
     """
     hidden = check_positive_int(hidden, "hidden")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got init={init!r}")
+    return _init_mlp(key, hidden, init)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_mlp(key, hidden, init):
     model = Net(hidden, rngs=nnx.Rngs(params=key), init=init)
     return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 

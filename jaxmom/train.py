@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.extend import core as jex_core
 
@@ -133,28 +134,33 @@ def _check_order(order: BatchOrder, n: int, epochs: int) -> BatchOrder:
         )
     if indices.shape[0] % epochs:
         raise ValueError(f"order has {indices.shape[0]} steps, not a multiple of epochs={epochs}")
-    if not isinstance(indices, jax.core.Tracer) and (indices.min() < 0 or indices.max() >= n):
+    if isinstance(indices, jax.core.Tracer):
+        return BatchOrder(indices, mask)
+    host = np.asarray(indices)
+    if host.min() < 0 or host.max() >= n:
         raise ValueError(f"order.indices must lie in [0, {n}), the data set's size")
     return BatchOrder(indices, mask)
 
 
-_COMPILED: dict = {}
+_COMPILED: dict = {}  # (jaxpr of opt.update, trees) -> jitted run
+_HOISTED: dict = {}  # (id(opt), parameter tree and shapes) -> (opt, run, consts); opt kept alive
+_HOISTED_MAX = 64
 
 
-def _compiled_run(jaxpr, in_tree, out_tree):
-    """A jitted run for one optimizer structure; the optimizer's arrays come as arguments."""
-    key = (str(jaxpr), in_tree, out_tree)
-    if key not in _COMPILED:
-        _COMPILED[key] = _make_run(jaxpr, out_tree)
-    return _COMPILED[key]
+def _jaxpr_fn(closed, out_tree):
+    """A function of (consts, *pytrees) that evaluates a jaxpr traced from a function of pytrees."""
 
-
-def _make_run(jaxpr, out_tree):
-
-    def update(consts, grads, state, params):
-        flat = jax.tree.leaves((grads, state, params))
-        out = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(jaxpr, consts))(*flat)
+    def fn(consts, *trees):
+        out = jex_core.jaxpr_as_fun(jex_core.ClosedJaxpr(closed.jaxpr, consts))(
+            *jax.tree.leaves(trees)
+        )
         return jax.tree.unflatten(out_tree, out)
+
+    return fn
+
+
+def _make_run(update_closed, update_tree):
+    update = _jaxpr_fn(update_closed, update_tree)
 
     def run(consts, params, opt_state, order, x, y, epochs):
         opt = optax.GradientTransformation(None, functools.partial(update, consts))
@@ -164,15 +170,26 @@ def _make_run(jaxpr, out_tree):
 
 
 def _hoist(opt: optax.GradientTransformation, params, opt_state):
-    """``opt.update`` as a jaxpr whose arrays (beta, learning rate, ...) are separate inputs.
+    """A jitted run for ``opt``, and the arrays (beta, learning rate, ...) it takes as inputs.
 
-    Two optimizers built alike from different arrays share a jaxpr and so one compiled run;
-    Python floats are constants of the jaxpr, so a new float is a new program.
+    ``opt.update`` is traced to a jaxpr whose captured arrays are inputs, so two optimizers
+    built alike from different arrays share one compiled program; Python floats are constants
+    of the jaxpr, so a new float is a new program. Repeated calls with the same ``opt`` object
+    skip the tracing.
     """
-    closed, out_shape = jax.make_jaxpr(opt.update, return_shape=True)(params, opt_state, params)
-    in_tree = jax.tree.structure((params, opt_state, params))
-    fn = _compiled_run(closed.jaxpr, in_tree, jax.tree.structure(out_shape))
-    return fn, list(closed.consts)
+    ident = (id(opt), jax.tree.structure(params), *(jnp.shape(a) for a in jax.tree.leaves(params)))
+    if ident in _HOISTED:
+        return _HOISTED[ident][1:]
+    closed, out = jax.make_jaxpr(opt.update, return_shape=True)(params, opt_state, params)
+    tree = jax.tree.structure(out)
+    key = (str(closed.jaxpr), jax.tree.structure((params, opt_state)), tree)
+    if key not in _COMPILED:
+        _COMPILED[key] = _make_run(closed, tree)
+    run, consts = _COMPILED[key], list(closed.consts)
+    if len(_HOISTED) >= _HOISTED_MAX:
+        _HOISTED.pop(next(iter(_HOISTED)))
+    _HOISTED[ident] = (opt, run, consts)
+    return run, consts
 
 
 def train(
