@@ -2,6 +2,7 @@
 
 from jaxmom.data import BatchOrder, batch_order, make_dataset
 from jaxmom.model import Net, apply_mlp, init_mlp
+from jaxmom.sweep import SweepResult, grid_sweep, sweep
 from jaxmom.train import TrainResult, mse_loss, seed_inputs, train, train_scan, train_step
 from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
 
@@ -11,9 +12,11 @@ __all__ = (
     "BatchOrder",
     "MomentumState",
     "Net",
+    "SweepResult",
     "TrainResult",
     "apply_mlp",
     "batch_order",
+    "grid_sweep",
     "heavy_ball",
     "init_mlp",
     "make_dataset",
@@ -21,6 +24,7 @@ __all__ = (
     "mse_loss",
     "seed_inputs",
     "sgd_momentum",
+    "sweep",
     "train",
     "train_scan",
     "train_step",

@@ -27,7 +27,7 @@ def check_beta(beta, name: str = "beta") -> None:
         return
     bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
     if np.any(bad):
-        shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+        shown = arr[bad].ravel()[0].item()
         raise ValueError(f"{name} must be finite and in [0, 1], got {name}={shown!r}")
 
 
@@ -38,7 +38,7 @@ def check_learning_rate(learning_rate, name: str = "learning_rate") -> None:
         return
     bad = ~np.isfinite(arr) | (arr <= 0.0)
     if np.any(bad):
-        shown = arr[bad].ravel()[0] if arr.ndim else arr.item()
+        shown = arr[bad].ravel()[0].item()
         raise ValueError(f"{name} must be finite and > 0, got {name}={shown!r}")
 
 
