@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from jaxmom.cli import setup_devices
+
 #: In the chapter's order.
-EXPERIMENTS = ("mlp_regression", "sgd_vs_momentum")
+EXPERIMENTS = ("mlp_regression", "sgd_vs_momentum", "beta_sweep")
 
 
 def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float]) -> Path:
@@ -40,6 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated experiment names")
     parser.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
     args = parser.parse_args(argv)
+    setup_devices()
     names = EXPERIMENTS if args.only is None else tuple(args.only.split(","))
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from jaxmom.cli import setup_devices
+
 
 def claim(section: str, text: str, measured: str, passed: bool) -> dict:
     """One claim of the chapter beside the number that checks it."""
@@ -50,6 +52,7 @@ def main(run, description: str) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     parser.add_argument("--quick", action="store_true", help="tiny settings, for tests")
     args = parser.parse_args()
+    setup_devices()
     t0 = time.perf_counter()
     result = run(args.out, quick=args.quick)
     for c in result["claims"]:

@@ -77,8 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_devices(n: int | None) -> None:
-    """One CPU device per core, set before JAX initialises its backends."""
+def setup_devices(n: int | None = None) -> None:
+    """Split the host into ``n`` JAX CPU devices (default one per core), so a sweep shards
+    over every core. Call it before JAX starts its backends (before the first computation);
+    it changes nothing on a GPU or TPU, whose devices are used as they are."""
     import jax
 
     count = n or os.cpu_count() or 1
@@ -91,7 +93,7 @@ def _setup_devices(n: int | None) -> None:
 
 
 def _sweep(args, parser) -> int:
-    _setup_devices(args.devices)
+    setup_devices(args.devices)
     import jax
 
     if args.distributed:

@@ -550,6 +550,7 @@ def sweep(
 
         metrics = _run_chunks(
             chunk_fn, hyper, (params, tuple(orders), x, y), ns, chunk_runs=chunk_runs,
-            progress=progress, metrics=metrics, done=done, on_chunk=save if out else None,
+            progress=progress, metrics=metrics, done=done,
+            on_chunk=save if out is not None and jax.process_index() == 0 else None,
         )  # fmt: skip
     return result(metrics, done)
