@@ -14,7 +14,7 @@ from pathlib import Path
 from jaxmom.cli import setup_devices
 
 #: In the chapter's order.
-EXPERIMENTS = ("mlp_regression", "sgd_vs_momentum", "beta_sweep")
+EXPERIMENTS = ("gd_vs_momentum_2d", "mlp_regression", "sgd_vs_momentum", "beta_sweep")
 
 
 def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float]) -> Path:

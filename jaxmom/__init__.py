@@ -1,5 +1,6 @@
 """jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
 
+from jaxmom import theory
 from jaxmom.data import BatchOrder, batch_order, make_dataset
 from jaxmom.model import Net, apply_mlp, init_mlp
 from jaxmom.sweep import SweepResult, grid_sweep, sweep
@@ -25,6 +26,7 @@ __all__ = (
     "seed_inputs",
     "sgd_momentum",
     "sweep",
+    "theory",
     "train",
     "train_scan",
     "train_step",

@@ -74,7 +74,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(run=_sweep, subparser=sw)
+    th = sub.add_parser("theory", help="optimal (alpha, beta) and rates for curvatures in [mu, L]")
+    th.add_argument("--mu", type=float, required=True, help="smallest curvature, > 0")
+    th.add_argument("--L", type=float, required=True, help="largest curvature, >= mu")
+    th.set_defaults(run=_theory, subparser=th)
     return parser
+
+
+def _theory(args, parser) -> int:
+    import math
+
+    if not (math.isfinite(args.mu) and math.isfinite(args.L) and 0 < args.mu <= args.L):
+        parser.error(f"need 0 < mu <= L, both finite; got --mu {args.mu} --L {args.L}")
+    from jaxmom import theory
+
+    alpha, beta, rate = (float(v) for v in theory.optimal_momentum(args.mu, args.L))
+    gd_alpha, gd_rate = (float(v) for v in theory.optimal_gd(args.mu, args.L))
+
+    def steps(r):
+        return math.inf if r >= 1 else math.ceil(math.log(1e-6) / math.log(r)) if r > 0 else 1
+
+    print(f"curvatures in [{args.mu:g}, {args.L:g}], condition number {args.L / args.mu:g}")
+    print(
+        f"momentum: alpha* = {alpha:.6g}, beta* = {beta:.6g}, rate {rate:.6g}, "
+        f"{steps(rate)} steps to 1e-6"
+    )
+    print(
+        f"GD:       alpha* = {gd_alpha:.6g},            rate {gd_rate:.6g}, "
+        f"{steps(gd_rate)} steps to 1e-6"
+    )
+    return 0
 
 
 def setup_devices(n: int | None = None) -> None:

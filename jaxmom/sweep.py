@@ -502,6 +502,9 @@ def sweep(
     }
 
     metrics, done = None, np.zeros(n_chunks, bool)
+    if out is not None:  # a process killed while saving leaves its temporary file behind
+        for stale in Path(out).parent.glob(f"{Path(out).name}*.tmp"):
+            stale.unlink(missing_ok=True)
     if out is not None and Path(out).exists():
         prev, done = SweepResult._load(out)
         if prev.metadata.get("settings") != settings:

@@ -1,0 +1,104 @@
+r"""Closed forms for momentum on quadratics (the chapter's sections 5.2.2 and 5.3).
+
+On :math:`f(x) = \tfrac{h}{2} x^2` heavy ball,
+:math:`x_{t+1} = x_t - \alpha h x_t + \beta (x_t - x_{t-1})`, is linear:
+
+.. math::
+
+  \begin{bmatrix} x_{t+1} \\ x_t \end{bmatrix} = A
+  \begin{bmatrix} x_t \\ x_{t-1} \end{bmatrix}, \qquad
+  A = \begin{bmatrix} 1 - \alpha h + \beta & -\beta \\ 1 & 0 \end{bmatrix},
+
+and converges linearly at the rate :math:`\rho(A)`, the largest modulus of the roots of
+:math:`\lambda^2 - (1 - \alpha h + \beta)\lambda + \beta = 0`. Every function is jax.numpy,
+elementwise over broadcast arguments, and works under ``jit`` and ``vmap``.
+
+Reference: Goh, "Why Momentum Really Works", Distill, 2017.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def iteration_matrix(alpha, beta, h) -> jax.Array:
+    """``[..., 2, 2]``: ``[[1 - alpha*h + beta, -beta], [1, 0]]`` over the broadcast arguments."""
+    alpha, beta, h = jnp.broadcast_arrays(*map(jnp.asarray, (alpha, beta, h)))
+    one, zero = jnp.ones_like(beta), jnp.zeros_like(beta)
+    top = jnp.stack([1 - alpha * h + beta, -beta], axis=-1)
+    return jnp.stack([top, jnp.stack([one, zero], axis=-1)], axis=-2)
+
+
+def spectral_radius(alpha, beta, h) -> jax.Array:
+    """rho(A): the largest root modulus of ``lambda^2 - (1 - alpha*h + beta) lambda + beta``.
+
+    Where the roots are complex (``(1 - alpha*h + beta)^2 < 4 beta``) it is ``sqrt(beta)``.
+    """
+    t = 1 - jnp.asarray(alpha) * h + beta
+    disc = t**2 - 4 * jnp.asarray(beta)
+    root = jnp.sqrt(jnp.maximum(disc, 0.0))
+    real = jnp.maximum(jnp.abs(t + root), jnp.abs(t - root)) / 2
+    return jnp.where(disc >= 0, real, jnp.sqrt(jnp.maximum(beta, 0.0)))
+
+
+def gd_rate(alpha, h) -> jax.Array:
+    """Gradient descent's linear rate on ``h/2 x^2``: ``|1 - alpha*h|`` (momentum with beta 0)."""
+    return jnp.abs(1 - jnp.asarray(alpha) * h)
+
+
+def optimal_momentum(mu, L):
+    """``(alpha*, beta*, rate)`` minimising the worst rate over curvatures in ``[mu, L]``.
+
+    alpha* = (2 / (sqrt(mu) + sqrt(L)))^2, beta* = ((sqrt(L) - sqrt(mu)) / (sqrt(L) + sqrt(mu)))^2,
+    rate = (sqrt(kappa) - 1) / (sqrt(kappa) + 1) with kappa = L / mu.
+    """
+    sm, sl = jnp.sqrt(jnp.asarray(mu, float)), jnp.sqrt(jnp.asarray(L, float))
+    alpha = (2 / (sm + sl)) ** 2
+    beta = ((sl - sm) / (sl + sm)) ** 2
+    return alpha, beta, (sl - sm) / (sl + sm)
+
+
+def optimal_gd(mu, L):
+    """``(alpha*, rate)`` for gradient descent: alpha* = 2 / (mu + L), rate (kappa-1)/(kappa+1)."""
+    mu, L = jnp.asarray(mu, float), jnp.asarray(L, float)
+    return 2 / (mu + L), (L - mu) / (L + mu)
+
+
+def converges(alpha, beta, h) -> jax.Array:
+    """True where heavy ball converges on ``h/2 x^2``.
+
+    That is, 0 <= beta < 1 and 0 < alpha*h < 2(1 + beta).
+    """
+    ah = jnp.asarray(alpha) * h
+    return (beta >= 0) & (beta < 1) & (ah > 0) & (ah < 2 * (1 + jnp.asarray(beta)))
+
+
+def critical_beta(alpha, h) -> jax.Array:
+    """The smallest beta whose roots are complex (critical damping): ``(1 - sqrt(alpha*h))^2``."""
+    return (1 - jnp.sqrt(jnp.asarray(alpha) * h)) ** 2
+
+
+def terminal_velocity_factor(beta) -> jax.Array:
+    """``1 / (1 - beta)``: under a constant gradient g the step tends to alpha*g / (1 - beta)."""
+    return 1 / (1 - jnp.asarray(beta))
+
+
+def quadratic_trajectory(h_diag, x0, opt: optax.GradientTransformation, steps: int) -> jax.Array:
+    """The iterates of ``opt`` on ``f(x) = 1/2 x^T diag(h) x``, from ``x0``: ``[steps + 1, d]``.
+
+    Any optax optimizer works (``jaxmom.sgd_momentum(alpha, beta)`` is the chapter's heavy
+    ball). Pure: vmap it over optimizers built from traced (alpha, beta).
+    """
+    h = jnp.asarray(h_diag)
+    x0 = jnp.broadcast_to(jnp.asarray(x0, h.dtype), h.shape)
+
+    def step(carry, _):
+        x, state = carry
+        updates, state = opt.update(h * x, state, x)
+        x = optax.apply_updates(x, updates)
+        return (x, state), x
+
+    _, xs = jax.lax.scan(step, (x0, opt.init(x0)), length=steps)
+    return jnp.concatenate([x0[None], xs], axis=0)
