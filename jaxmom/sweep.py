@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmom._checks import check_beta, check_learning_rate, check_positive_int
-from jaxmom.data import BatchOrder, _check_order_args, steps_per_epoch
+from jaxmom.data import BatchOrder, _check_order_args, make_dataset, steps_per_epoch
 from jaxmom.train import check_data, seed_inputs, train_scan
 from jaxmom.transform import sgd_momentum
 
@@ -473,14 +473,12 @@ def sweep(
       A :class:`SweepResult`. Runs that diverge keep their non-finite losses and are flagged
       in ``diverged``; they do not affect any other run.
     """
-    betas = _as_grid(betas, "betas", lambda a, n: check_beta(a, n))
+    betas = _as_grid(betas, "betas", check_beta)
     learning_rates = _as_grid(learning_rates, "learning_rates", check_learning_rate)
     seeds = _as_seeds(seeds)
     epochs = check_positive_int(epochs, "epochs")
     if chunk_size is not None:
         check_positive_int(chunk_size, "chunk_size")
-    from jaxmom.data import make_dataset
-
     x, y = check_data(make_dataset() if data is None else data)
     n, batch_size, epochs = _check_order_args(x.shape[0], batch_size, epochs)
     nb, nl, ns = len(betas), len(learning_rates), len(seeds)
