@@ -14,7 +14,18 @@ from pathlib import Path
 from jaxmom.cli import setup_devices
 
 #: In the chapter's order.
-EXPERIMENTS = ("gd_vs_momentum_2d", "mlp_regression", "sgd_vs_momentum", "beta_sweep")
+EXPERIMENTS = (
+    "ravine",
+    "ball_in_bowl",
+    "convergence_rate",
+    "phase_diagram",
+    "oscillation_damping",
+    "terminal_velocity",
+    "gd_vs_momentum_2d",
+    "mlp_regression",
+    "sgd_vs_momentum",
+    "beta_sweep",
+)
 
 
 def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float]) -> Path:
@@ -27,10 +38,21 @@ def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float])
     for r in results.values():
         for c in r["claims"]:
             mark = "pass" if c["passed"] else "**FAIL**"
-            lines.append(f"| {c['section']} | {c['claim']} | {c['measured']} | {mark} |")
+            cells = (c["section"], c["claim"], c["measured"], mark)
+            lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     for name, r in results.items():
-        lines += ["", f"## {name} ({seconds[name]:.1f} s)", ""]
-        lines += [f"![{f}]({f})" for f in r["figures"]]
+        doc = importlib.import_module(f"experiments.{name}").__doc__.strip().splitlines()[0]
+        lines += [
+            "",
+            f"## {doc}",
+            "",
+            f"`python -m experiments.{name}` ({seconds[name]:.1f} s)",
+            "",
+        ]
+        for c in r["claims"]:
+            mark = "pass" if c["passed"] else "**FAIL**"
+            lines.append(f"- {c['claim']}: {c['measured']} ({mark})")
+        lines += [""] + [f"![{f}]({f})" for f in r["figures"]]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path

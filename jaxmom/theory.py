@@ -85,18 +85,26 @@ def terminal_velocity_factor(beta) -> jax.Array:
     return 1 / (1 - jnp.asarray(beta))
 
 
-def quadratic_trajectory(h_diag, x0, opt: optax.GradientTransformation, steps: int) -> jax.Array:
-    """The iterates of ``opt`` on ``f(x) = 1/2 x^T diag(h) x``, from ``x0``: ``[steps + 1, d]``.
+def quadratic_trajectory(
+    h_diag, x0, opt: optax.GradientTransformation, steps: int, linear=None
+) -> jax.Array:
+    """The iterates of ``opt`` on ``f(x) = 1/2 x^T diag(h) x + linear^T x``: ``[steps + 1, d]``.
 
     Any optax optimizer works (``jaxmom.sgd_momentum(alpha, beta)`` is the chapter's heavy
-    ball). Pure: vmap it over optimizers built from traced (alpha, beta).
+    ball). ``h_diag = 0`` with ``linear = g`` is the constant gradient ``g`` of section 5.3.
+    Pure: vmap it over optimizers built from traced (alpha, beta).
     """
     h = jnp.asarray(h_diag)
     x0 = jnp.broadcast_to(jnp.asarray(x0, h.dtype), h.shape)
+    b = (
+        jnp.zeros_like(x0)
+        if linear is None
+        else jnp.broadcast_to(jnp.asarray(linear, h.dtype), h.shape)
+    )
 
     def step(carry, _):
         x, state = carry
-        updates, state = opt.update(h * x, state, x)
+        updates, state = opt.update(h * x + b, state, x)
         x = optax.apply_updates(x, updates)
         return (x, state), x
 

@@ -108,3 +108,14 @@ def test_terminal_velocity_matches_a_constant_gradient_run():
             step, state = tx.update(jnp.full(1, g), state)
         want = alpha * g * float(theory.terminal_velocity_factor(beta))
         np.testing.assert_allclose(-step[0], want, rtol=1e-4)
+
+
+def test_linear_term_gives_a_constant_gradient():
+    # h = 0 and linear = g: gradient descent moves by alpha*g every step
+    xs = theory.quadratic_trajectory(
+        jnp.zeros(2), 1.0, jaxmom.sgd_momentum(0.1, 0.0), 5, linear=2.0
+    )
+    np.testing.assert_allclose(xs[:, 0], 1.0 - 0.2 * np.arange(6), atol=1e-6)
+    # and with h: the minimum moves to -linear/h
+    xs = theory.quadratic_trajectory(jnp.array([4.0]), 0.0, jaxmom.sgd_momentum(0.1, 0.5), 300, 2.0)
+    np.testing.assert_allclose(xs[-1], [-0.5], rtol=1e-5)
