@@ -29,13 +29,29 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxmom import _xla
 from jaxmom._checks import check_beta, check_learning_rate, check_positive_int
 from jaxmom.data import BatchOrder, _check_order_args, make_dataset, steps_per_epoch
 from jaxmom.train import check_data, seed_inputs, train_scan
 from jaxmom.transform import sgd_momentum
 
 FORMAT = "jaxmom.sweep/1"
-DEFAULT_CHUNK_RUNS = 4096
+#: Runs per chunk and device when ``chunk_size`` is not given. On a CPU the per-step
+#: intermediates of 512 runs stay in a core's cache (measured best of 128 to 8192 per device,
+#: ``benchmarks/NOTES.md``); an accelerator wants all the parallel work it can get.
+CPU_CHUNK_RUNS_PER_DEVICE = 512
+ACCELERATOR_CHUNK_RUNS_PER_DEVICE = 65536
+
+
+def default_chunk_size(n_devices: int | None = None) -> int:
+    """Runs per chunk when ``sweep(chunk_size=None)``: a multiple of the device count."""
+    n = len(jax.devices()) if n_devices is None else n_devices
+    per = (
+        CPU_CHUNK_RUNS_PER_DEVICE
+        if jax.default_backend() == "cpu"
+        else ACCELERATOR_CHUNK_RUNS_PER_DEVICE
+    )
+    return per * n
 
 
 # -- the engine: chunks of the hyperparameter grid, sharded, with progress and checkpoints ----
@@ -59,7 +75,7 @@ def _put(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 @functools.cache
 def _jit(chunk_fn, out_sharding):
-    return jax.jit(chunk_fn, out_shardings=out_sharding)
+    return _xla.jit(chunk_fn, out_shardings=out_sharding)
 
 
 def _chunk_runs(n_hyper: int, n_seed: int, chunk_size: int | None, n_dev: int) -> int:
@@ -462,7 +478,8 @@ def sweep(
       seeds: integer seeds; see :func:`jaxmom.seed_inputs`.
       epochs, batch_size: as in :func:`jaxmom.train`.
       nesterov: Nesterov momentum.
-      chunk_size: runs per compiled call, to bound memory; ``None``: up to 4096 runs a call.
+      chunk_size: runs per compiled call, to bound memory; ``None``: :func:`default_chunk_size`
+        (512 runs per device on a CPU, 65536 on an accelerator).
         Each chunk is rounded up to a multiple of the number of devices.
       progress: a progress bar (tqdm) over runs, with an ETA.
       out: an ``.npz`` path. Each finished chunk is saved atomically there; the same call
@@ -485,7 +502,7 @@ def sweep(
     steps = epochs * steps_per_epoch(n, batch_size)
 
     n_dev = len(jax.devices())
-    chunk_runs = _chunk_runs(nb * nl, ns, chunk_size or DEFAULT_CHUNK_RUNS, n_dev)
+    chunk_runs = _chunk_runs(nb * nl, ns, chunk_size or default_chunk_size(n_dev), n_dev)
     n_chunks = math.ceil(nb * nl / chunk_runs)
     settings = {
         "betas": betas.tolist(),

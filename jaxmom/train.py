@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from jax.extend import core as jex_core
 
+from jaxmom import _xla
 from jaxmom._checks import check_positive_int
 from jaxmom.data import BatchOrder, _check_order_args, batch_order, make_dataset
 from jaxmom.model import apply_mlp, init_mlp
@@ -166,7 +167,7 @@ def _make_run(update_closed, update_tree):
         opt = optax.GradientTransformation(None, functools.partial(update, consts))
         return train_scan(opt, params, order, (x, y), epochs, opt_state=opt_state)
 
-    return jax.jit(run, static_argnames="epochs")
+    return _xla.jit(run, static_argnames="epochs")
 
 
 def _hoist(opt: optax.GradientTransformation, params, opt_state):
