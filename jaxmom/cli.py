@@ -1,6 +1,8 @@
 """The ``jaxmom`` command (also ``python -m jaxmom``).
 
     jaxmom sweep --betas 0:0.99:256 --lrs 0.01,0.03 --seeds 4 --chunk-size 256 --out sweep.npz
+    jaxmom bench [--quick] [--out benchmarks/NAME.json] [--models 1,64,1024]
+    jaxmom theory --mu 2 --L 20
 
 On a CPU, XLA runs most of a sweep on one core; the command splits the host into one JAX
 device per core (``jax_num_cpu_devices``) before JAX starts, so the runs are sharded over all
@@ -30,6 +32,18 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected START:STOP:NUM or a comma-separated list of numbers, got {text!r}"
         ) from None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of positive integers, got {text!r}"
+        )
+    return values
 
 
 def _positive_int(text: str) -> int:
@@ -74,6 +88,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(run=_sweep, subparser=sw)
+    from jaxmom.bench import METHODS
+
+    be = sub.add_parser("bench", help="the chapter's task: PyTorch, optax and jaxmom side by side")
+    be.add_argument("--quick", action="store_true", help="tiny sizes (models 1,64; 2 repeats)")
+    be.add_argument("--out", default=None, help="FILE.json: the report (a PNG beside it)")
+    be.add_argument(
+        "--models",
+        type=_int_list,
+        default=None,
+        help="models for the vmapped methods (default 1,16,256,1024,4096)",
+    )
+    be.add_argument(
+        "--methods",
+        type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+        default=list(METHODS),
+        help=f"comma list from {','.join(METHODS)} (default all)",
+    )
+    be.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per row")
+    be.add_argument(
+        "--devices", type=_positive_int, default=None, help="CPU only: host devices to split into"
+    )
+    be.set_defaults(run=_bench, subparser=be)
     th = sub.add_parser("theory", help="optimal (alpha, beta) and rates for curvatures in [mu, L]")
     th.add_argument("--mu", type=float, required=True, help="smallest curvature, > 0")
     th.add_argument("--L", type=float, required=True, help="largest curvature, >= mu")
@@ -148,6 +184,28 @@ def _sweep(args, parser) -> int:
                 if write is not None:
                     write(path)
                 print(f"wrote {path}")
+    return 0
+
+
+def _bench(args, parser) -> int:
+    from jaxmom.bench import METHODS
+
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if args.out is not None and not args.out.endswith(".json"):
+        parser.error(f"--out must name a .json file, got {args.out!r}")
+    setup_devices(args.devices)
+    from jaxmom import bench
+
+    models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
+    repeats = args.repeats or (2 if args.quick else 5)
+    report = bench.run(models, args.methods, repeats=repeats)
+    print(bench.table(report))
+    if args.out:
+        path = bench.write(report, args.out)
+        png = bench.plot(report, path.with_suffix(".png"))
+        print(f"wrote {path} and {png}")
     return 0
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxmom
+from jaxmom.bench import torch_loop
 
 train_mod = importlib.import_module("jaxmom.train")
 
@@ -93,39 +94,6 @@ def test_apply_mlp_is_relu_mlp():
 # -- the training loop against the chapter's PyTorch program ----------------------------------
 
 
-def _chapter_torch_losses(torch, params, order, data, lr, beta, nesterov):
-    """The chapter's section 5.5.2 loop (Net, MSELoss, torch.optim.SGD) on jaxmom's batches."""
-    import torch.nn.functional as F
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.hidden = torch.nn.Linear(1, 20)
-            self.predict = torch.nn.Linear(20, 1)
-
-        def forward(self, x):
-            return self.predict(F.relu(self.hidden(x)))
-
-    net = Net()
-    with torch.no_grad():
-        for name in ("hidden", "predict"):
-            layer = getattr(net, name)
-            layer.weight.copy_(torch.tensor(np.asarray(params[name]["kernel"]).T))
-            layer.bias.copy_(torch.tensor(np.asarray(params[name]["bias"])))
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=beta, nesterov=nesterov)
-    loss_func = torch.nn.MSELoss()
-    x, y = (torch.tensor(np.asarray(a)) for a in data)
-    losses = []
-    for idx, m in zip(np.asarray(order.indices), np.asarray(order.mask), strict=True):
-        b = torch.tensor(idx[m])
-        loss = loss_func(net(x[b]), y[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return np.array(losses)
-
-
 @pytest.fixture(scope="module")
 def chapter_inputs():
     params, order = jaxmom.seed_inputs(0)
@@ -137,7 +105,8 @@ def chapter_inputs():
 )
 def test_step_losses_equal_the_chapters_pytorch_program(torch, chapter_inputs, lr, beta, nesterov):
     params, order, data = chapter_inputs
-    want = _chapter_torch_losses(torch, params, order, data, lr, beta, nesterov)
+    # the chapter's section 5.5.2 program (DataLoader, Net, MSELoss, torch.optim.SGD)
+    want = torch_loop(params, order, data, lr, beta, nesterov)
     got = jaxmom.train(
         jaxmom.sgd_momentum(f32(lr), f32(beta), nesterov=nesterov),
         params=params,

@@ -1,0 +1,446 @@
+"""The chapter's task trained five ways, side by side in one process: ``jaxmom bench``.
+
+The task is the chapter's: its MLP (1 -> 20 -> 1), its 1000 points, batches of 32 with the
+last partial batch kept, 12 epochs (384 steps), momentum 0.8 at learning rate 0.01. Every
+method trains from the same initial weights on the same batches (seed 0's), so the methods
+do equal work; ``tests/test_bench.py`` checks that their losses agree.
+
+Methods:
+
+- ``torch_loop``: the chapter's program (``DataLoader``, ``nn.Module``, ``torch.optim.SGD``
+  with momentum, ``loss.item()`` every step), one run after another.
+- ``torch_func_vmap``: the best PyTorch practice for many models: parameters stacked as
+  ``torch.func.stack_module_state`` stacks them, ``vmap(grad_and_value(functional_call))``,
+  and the momentum update done in place on the stacked tensors, each model with its own beta.
+- ``optax_loop``: the usual JAX way, ``optax.sgd(momentum=...)`` in a jitted train step
+  called from a Python loop over host batches.
+- ``jaxmom_train``: one run as one compiled ``lax.scan`` (:func:`jaxmom.train`).
+- ``jaxmom_sweep``: many runs, vmapped and sharded over every device (:func:`jaxmom.sweep`).
+
+The first three and ``jaxmom_train`` train one model at a time, so they are timed on one run
+(``models = 1``); their throughput does not change with the number of models. The vmapped
+methods are timed at each requested number of models.
+
+Report (JSON, ``format = "jaxmom.bench/1"``)::
+
+  {"format", "date" (ISO 8601, UTC), "device" {"platform", "kind", "count", "cpu", "cores"},
+   "versions" {"python", "jax", "jaxlib", "optax", "flax", "numpy", "torch"},
+   "task" {"steps", "batch_size", "n", "hidden", "lr", "beta"},
+   "peak_gflops" (a float32 matmul of ``matmul_size``, timed in the same run), "matmul_size",
+   "flops_per_model_step" (XLA's cost analysis of one compiled train step),
+   "rows": [{"method", "models", "steps", "repeats", "seconds" (median, compilation
+             excluded), "compile_seconds" (first call minus the median: compilation and
+             warm-up), "model_steps_per_s", "ms_per_model", "flops_per_model_step",
+             "gflops", "fraction_of_peak"}, ...],
+   "ratios" {"<method>/<peer>": throughput ratio of the best row of each}, "skipped": [...]}
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxmom.data import make_dataset
+from jaxmom.train import seed_inputs, train, train_step
+from jaxmom.transform import sgd_momentum
+
+FORMAT = "jaxmom.bench/1"
+METHODS = ("torch_loop", "torch_func_vmap", "optax_loop", "jaxmom_train", "jaxmom_sweep")
+SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
+TORCH_METHODS = ("torch_loop", "torch_func_vmap")
+LR, BETA = 0.01, 0.8
+
+
+def task():
+    """The shared inputs: seed 0's initial parameters and batch order, and the data set."""
+    params, order = seed_inputs(0)
+    return params, order, make_dataset()
+
+
+def _betas(models: int) -> np.ndarray:
+    """One beta per model, spread around the chapter's 0.8 (so no two runs are the same)."""
+    return np.linspace(0.5, 0.95, models, dtype=np.float32) if models > 1 else np.array([BETA])
+
+
+# -- the PyTorch peers ---------------------------------------------------------------------
+
+
+def _torch_device(torch) -> str:
+    """PyTorch's device: its GPU where it has one (as JAX uses its own), else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_net(torch, params):
+    import torch.nn.functional as F
+
+    class Net(torch.nn.Module):  # the chapter's Net
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(1, 20)
+            self.predict = torch.nn.Linear(20, 1)
+
+        def forward(self, x):
+            return self.predict(F.relu(self.hidden(x)))
+
+    net = Net()
+    with torch.no_grad():
+        for name in ("hidden", "predict"):
+            layer = getattr(net, name)
+            layer.weight.copy_(torch.tensor(np.asarray(params[name]["kernel"]).T))
+            layer.bias.copy_(torch.tensor(np.asarray(params[name]["bias"])))
+    return net.to(_torch_device(torch))
+
+
+def torch_loop(params, order, data, lr=LR, beta=BETA, nesterov=False) -> np.ndarray:
+    """The chapter's section 5.5.2 program on jaxmom's batches: its step losses, ``[steps]``.
+
+    ``DataLoader`` over a ``TensorDataset`` (fed ``order``'s batches, so the shuffle is
+    jaxmom's), ``Net``, ``MSELoss``, ``torch.optim.SGD(momentum=beta)``, ``loss.item()``.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    net = _torch_net(torch, params)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=beta, nesterov=nesterov)
+    loss_func = torch.nn.MSELoss()
+    x, y = (torch.tensor(np.asarray(a)).to(_torch_device(torch)) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    batches = [i[m].tolist() for i, m in zip(idx, mask, strict=True)]
+    loader = DataLoader(TensorDataset(x, y), batch_sampler=batches)
+    losses = []
+    for b_x, b_y in loader:
+        loss = loss_func(net(b_x), b_y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+def torch_func_vmap(params, order, data, betas, lr=LR) -> np.ndarray:
+    """``len(betas)`` models at once with ``torch.func``: step losses ``[models, steps]``.
+
+    Every model starts from ``params`` (as runs of one seed do in :func:`jaxmom.sweep`) and
+    has its own beta; the update is ``v <- g + beta v; p <- p - lr v`` (``torch.optim.SGD``'s).
+    """
+    import torch
+    from torch.func import functional_call, grad_and_value, vmap
+
+    base = _torch_net(torch, params)
+    m = len(betas)
+    # what torch.func.stack_module_state returns for m copies of ``base``, without m modules
+    stacked = {k: v.detach().expand(m, *v.shape).clone() for k, v in base.named_parameters()}
+    base = base.to("meta")
+    dev = _torch_device(torch)
+    beta = torch.tensor(np.asarray(betas, np.float32), device=dev)
+
+    def loss_fn(p, xb, yb):
+        return torch.nn.functional.mse_loss(functional_call(base, p, (xb,)), yb)
+
+    step = vmap(grad_and_value(loss_fn), in_dims=(0, None, None))
+    velocity = {k: torch.zeros_like(v) for k, v in stacked.items()}
+    b = {k: beta.view(m, *([1] * (v.ndim - 1))) for k, v in stacked.items()}
+    x, y = (torch.tensor(np.asarray(a), device=dev) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    batches = [torch.tensor(i[k], device=dev) for i, k in zip(idx, mask, strict=True)]
+    losses = []
+    with torch.no_grad():
+        for bi in batches:
+            grads, loss = step(stacked, x[bi], y[bi])
+            for k, p in stacked.items():
+                velocity[k].mul_(b[k]).add_(grads[k])
+                p.sub_(lr * velocity[k])
+            losses.append(loss)
+    return torch.stack(losses, dim=1).cpu().numpy()
+
+
+# -- the JAX ways ----------------------------------------------------------------------------
+
+
+def optax_loop(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
+    """The usual JAX way: ``optax.sgd`` in a jitted step, called per batch from Python."""
+    opt = optax.sgd(lr, momentum=beta)
+    step = _optax_step(opt)
+    x, y = (np.asarray(a) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    state = opt.init(params)
+    losses = []
+    for i, m in zip(idx, mask, strict=True):
+        params, state, loss = step(params, state, x[i], y[i], m)
+        losses.append(loss)
+    return np.asarray(jnp.stack(losses))
+
+
+_OPTAX_STEPS: dict = {}
+
+
+def _optax_step(opt):
+    key = id(opt)
+    if key not in _OPTAX_STEPS:
+        _OPTAX_STEPS.clear()
+        _OPTAX_STEPS[key] = (opt, jax.jit(lambda p, s, xb, yb, m: train_step(opt, p, s, xb, yb, m)))
+    return _OPTAX_STEPS[key][1]
+
+
+def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
+    """One run as one compiled scan: :func:`jaxmom.train`'s step losses."""
+    opt = _jaxmom_opt(lr, beta)
+    res = train(opt, params=params, order=order, data=data)
+    return np.asarray(res.step_losses)
+
+
+_OPTS: dict = {}
+
+
+def _jaxmom_opt(lr, beta):
+    key = (lr, beta)
+    if key not in _OPTS:  # one optimizer object: its tracing is cached, as a user's would be
+        _OPTS[key] = sgd_momentum(jnp.float32(lr), jnp.float32(beta))
+    return _OPTS[key]
+
+
+def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
+    """:func:`jaxmom.sweep` over ``betas`` at seed 0: step losses ``[models, steps]``."""
+    from jaxmom.sweep import sweep
+
+    res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False)
+    return res.step_losses[:, 0, 0]
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float, int]:
+    """(median seconds, first call minus the median, repeats) of ``fn``, results made ready."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return med, max(first - med, 0.0), repeats
+
+
+def flops_per_model_step() -> float:
+    """XLA's cost analysis of one compiled step of the chapter's training, for one model."""
+    params, order, (x, y) = task()
+    opt = sgd_momentum(jnp.float32(LR), jnp.float32(BETA))
+    step = jax.jit(lambda p, s, xb, yb, m: train_step(opt, p, s, xb, yb, m))
+    idx = order.indices[0]
+    compiled = step.lower(params, opt.init(params), x[idx], y[idx], order.mask[0]).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    return float(cost["flops"])
+
+
+def matmul_peak(size: int) -> float:
+    """GFLOP/s of a ``size x size`` float32 matmul on the default device (best of 5)."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    best = np.inf
+    for _ in range(5):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a))
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def _device() -> dict:
+    d = jax.devices()[0]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"platform": d.platform, "kind": d.device_kind, "count": jax.device_count(),
+            "cpu": cpu, "cores": os.cpu_count()}  # fmt: skip
+
+
+def _versions(torch_version: str | None) -> dict:
+    import flax
+    import jaxlib
+
+    return {"python": platform.python_version(), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "optax": optax.__version__,
+            "flax": flax.__version__, "numpy": np.__version__, "torch": torch_version}  # fmt: skip
+
+
+def _torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return f"{torch.__version__} ({_torch_device(torch)})"
+
+
+def run(
+    models: Sequence[int] = (1, 16, 256, 1024, 4096),
+    methods: Sequence[str] = METHODS,
+    *,
+    repeats: int = 5,
+    matmul_size: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """Times ``methods`` on the chapter's task and returns the report (see the module doc).
+
+    Args:
+      models: numbers of models for the vmapped methods (the others train one model).
+      methods: a subset of :data:`METHODS`; the torch ones are skipped without PyTorch.
+      repeats: timed calls per row (after one untimed call that compiles and warms up).
+      matmul_size: side of the peak-measuring matmul (default 2048 on a CPU, 8192 otherwise).
+      log: where progress lines go (``None``: silent).
+    """
+    models = sorted({int(m) for m in models})
+    if not models or models[0] < 1:
+        raise ValueError(f"models must be positive integers, got {models}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    say = log or (lambda s: None)
+    torch_version = _torch_version()
+    skipped = []
+    if torch_version is None and any(m in TORCH_METHODS for m in methods):
+        skipped = [m for m in methods if m in TORCH_METHODS]
+        say(f"PyTorch is not installed: skipping {', '.join(skipped)}")
+    methods = [m for m in methods if m not in skipped]
+
+    params, order, data = task()
+    steps = int(order.indices.shape[0])
+    size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
+    peak = matmul_peak(size)
+    flops = flops_per_model_step()
+    say(f"device: {_device()['kind']} x{jax.device_count()}; matmul peak {peak:.1f} GFLOP/s; "
+        f"{flops:.0f} flops per model step")  # fmt: skip
+
+    calls = {
+        "torch_loop": lambda n: lambda: torch_loop(params, order, data),
+        "optax_loop": lambda n: lambda: optax_loop(params, order, data),
+        "jaxmom_train": lambda n: lambda: jaxmom_train(params, order, data),
+        "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, _betas(n)),
+        "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(_betas(n)),
+    }
+    rows = []
+    for method in methods:
+        for n in [1] if method in SINGLE_RUN else models:
+            seconds, compile_s, reps = _time(calls[method](n), repeats)
+            rate = n * steps / seconds
+            rows.append({
+                "method": method, "models": n, "steps": steps, "repeats": reps,
+                "seconds": seconds, "compile_seconds": compile_s, "model_steps_per_s": rate,
+                "ms_per_model": 1e3 * seconds / n, "flops_per_model_step": flops,
+                "gflops": rate * flops / 1e9, "fraction_of_peak": rate * flops / 1e9 / peak,
+            })  # fmt: skip
+            say(f"{method:16s} {n:6d} models  {seconds:9.4f} s  {rate:12.4g} model-steps/s")
+
+    best = {}
+    for r in rows:
+        if r["model_steps_per_s"] > best.get(r["method"], 0):
+            best[r["method"]] = r["model_steps_per_s"]
+    ratios = {
+        f"{a}/{b}": best[a] / best[b]
+        for a in ("jaxmom_sweep", "jaxmom_train")
+        for b in ("torch_loop", "torch_func_vmap", "optax_loop")
+        if a in best and b in best
+    }
+    return {
+        "format": FORMAT,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": _device(),
+        "versions": _versions(torch_version),
+        "task": {
+            "steps": steps,
+            "batch_size": int(order.indices.shape[1]),
+            "n": 1000,
+            "hidden": 20,
+            "lr": LR,
+            "beta": BETA,
+        },
+        "peak_gflops": peak,
+        "matmul_size": size,
+        "flops_per_model_step": flops,
+        "rows": rows,
+        "ratios": ratios,
+        "skipped": skipped,
+    }
+
+
+def table(report: dict) -> str:
+    """The report's rows as a Markdown table, and its ratios."""
+    lines = [
+        "| method | models | seconds | compile s | model-steps/s | ms/model | GFLOP/s | of peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['method']} | {r['models']} | {r['seconds']:.4f} | {r['compile_seconds']:.2f} "
+            f"| {r['model_steps_per_s']:.3g} | {r['ms_per_model']:.4g} | {r['gflops']:.3g} "
+            f"| {100 * r['fraction_of_peak']:.2f}% |"
+        )
+    if report["ratios"]:
+        lines.append("")
+        lines += [f"- {k}: {v:,.1f}x" for k, v in report["ratios"].items()]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str | os.PathLike) -> Path:
+    """Throughput against the number of models, log-log, a line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in METHODS:
+        rows = [r for r in report["rows"] if r["method"] == method]
+        if rows:
+            ax.plot([r["models"] for r in rows], [r["model_steps_per_s"] for r in rows],
+                    "o-", label=method)  # fmt: skip
+    d = report["device"]
+    ax.set(xscale="log", yscale="log", xlabel="models trained at once",
+           ylabel="model-steps per second",
+           title=f"{d['kind']} x{d['count']} ({report['date'][:10]})")  # fmt: skip
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=8)
+    path = Path(path)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def write(report: dict, path: str | os.PathLike) -> Path:
+    """Writes the report as JSON (atomically: a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Reads a report written by :func:`write`; a clear error if it is not one."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read a bench report from {path}: {e}") from e
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} report")
+    return report
