@@ -24,11 +24,10 @@ import numpy as np
 
 import jaxmom
 from experiments.common import claim, main, save_figure, write_result
+from experiments.ravine import MU, START, L, draw_valley
 from jaxmom import theory
 
 NAME = "oscillation_damping"
-MU, L = 1.0, 25.0
-START = (-9.0, 1.5)
 STEPS, BETA = 30, 0.5
 ALPHA = 0.95 * 2 / L
 
@@ -55,15 +54,7 @@ def run(out: Path, quick: bool = False) -> dict:
     }
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    gx, gy = np.meshgrid(np.linspace(-10, 2, 300), np.linspace(-2, 2, 200))
-    axes[0].contour(
-        gx,
-        gy,
-        0.5 * (MU * gx**2 + L * gy**2),
-        levels=np.geomspace(0.05, 80, 14),
-        cmap="Greys",
-        linewidths=0.6,
-    )
+    draw_valley(axes[0], ymax=2.0)
     colours = dict(zip(methods, ("tab:red", "tab:blue"), strict=True))
     for k, p in paths.items():
         axes[0].plot(p[:, 0], p[:, 1], "o-", ms=2.5, lw=0.9, color=colours[k], label=k)

@@ -33,6 +33,13 @@ START = (-9.0, 1.5)
 STEPS = 30
 
 
+def draw_valley(ax, ymax: float) -> None:
+    """The contours of the valley 1/2 (mu x^2 + L y^2) over x in [-10, 2], |y| <= ymax."""
+    gx, gy = np.meshgrid(np.linspace(-10, 2, 300), np.linspace(-ymax, ymax, 200))
+    levels = np.geomspace(0.05, 80, 14)
+    ax.contour(gx, gy, 0.5 * (MU * gx**2 + L * gy**2), levels=levels, cmap="Greys", linewidths=0.6)
+
+
 def run(out: Path, quick: bool = False) -> dict:
     del quick  # already tiny
     h = jnp.array([MU, L])
@@ -52,15 +59,7 @@ def run(out: Path, quick: bool = False) -> dict:
     x_theory = {k: float((1 - alphas[k] * MU) ** STEPS) for k in x_left}
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    gx, gy = np.meshgrid(np.linspace(-10, 2, 300), np.linspace(-2.2, 2.2, 200))
-    ax.contour(
-        gx,
-        gy,
-        0.5 * (MU * gx**2 + L * gy**2),
-        levels=np.geomspace(0.05, 80, 14),
-        cmap="Greys",
-        linewidths=0.6,
-    )
+    draw_valley(ax, ymax=2.2)
     styles = {"zigzag": "tab:red", "small": "tab:green", "diverges": "tab:purple"}
     for k, p in paths.items():
         shown = p[: 8 if k == "diverges" else None]
