@@ -38,6 +38,7 @@ Report (JSON, ``format = "jaxmom.bench/1"``)::
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -114,7 +115,7 @@ def torch_loop(params, order, data, lr=LR, beta=BETA, nesterov=False) -> np.ndar
     net = _torch_net(torch, params)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=beta, nesterov=nesterov)
     loss_func = torch.nn.MSELoss()
-    x, y = (torch.tensor(np.asarray(a)).to(_torch_device(torch)) for a in data)
+    x, y = (torch.tensor(np.asarray(a), device=_torch_device(torch)) for a in data)
     idx, mask = np.asarray(order.indices), np.asarray(order.mask)
     batches = [i[m].tolist() for i, m in zip(idx, mask, strict=True)]
     loader = DataLoader(TensorDataset(x, y), batch_sampler=batches)
@@ -168,10 +169,27 @@ def torch_func_vmap(params, order, data, betas, lr=LR) -> np.ndarray:
 # -- the JAX ways ----------------------------------------------------------------------------
 
 
+def _jit_step(opt):
+    """One jitted :func:`jaxmom.train_step` of ``opt``."""
+    return jax.jit(functools.partial(train_step, opt))
+
+
+@functools.cache
+def _optax_setup(lr, beta):
+    """``optax.sgd`` and its jitted step, built once per (lr, beta) as a user's loop would."""
+    opt = optax.sgd(lr, momentum=beta)
+    return opt, _jit_step(opt)
+
+
+@functools.cache
+def _jaxmom_opt(lr, beta):
+    """One optimizer object per (lr, beta): its tracing is cached, as a user's would be."""
+    return sgd_momentum(jnp.float32(lr), jnp.float32(beta))
+
+
 def optax_loop(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
     """The usual JAX way: ``optax.sgd`` in a jitted step, called per batch from Python."""
-    opt = optax.sgd(lr, momentum=beta)
-    step = _optax_step(opt)
+    opt, step = _optax_setup(lr, beta)
     x, y = (np.asarray(a) for a in data)
     idx, mask = np.asarray(order.indices), np.asarray(order.mask)
     state = opt.init(params)
@@ -182,32 +200,11 @@ def optax_loop(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
     return np.asarray(jnp.stack(losses))
 
 
-_OPTAX_STEPS: dict = {}
-
-
-def _optax_step(opt):
-    key = id(opt)
-    if key not in _OPTAX_STEPS:
-        _OPTAX_STEPS.clear()
-        _OPTAX_STEPS[key] = (opt, jax.jit(lambda p, s, xb, yb, m: train_step(opt, p, s, xb, yb, m)))
-    return _OPTAX_STEPS[key][1]
-
-
 def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
     """One run as one compiled scan: :func:`jaxmom.train`'s step losses."""
     opt = _jaxmom_opt(lr, beta)
     res = train(opt, params=params, order=order, data=data)
     return np.asarray(res.step_losses)
-
-
-_OPTS: dict = {}
-
-
-def _jaxmom_opt(lr, beta):
-    key = (lr, beta)
-    if key not in _OPTS:  # one optimizer object: its tracing is cached, as a user's would be
-        _OPTS[key] = sgd_momentum(jnp.float32(lr), jnp.float32(beta))
-    return _OPTS[key]
 
 
 def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
@@ -221,8 +218,8 @@ def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
 # -- measuring -------------------------------------------------------------------------------
 
 
-def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float, int]:
-    """(median seconds, first call minus the median, repeats) of ``fn``, results made ready."""
+def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(median seconds, first call minus the median) of ``fn``, results made ready."""
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     first = time.perf_counter() - t0
@@ -232,16 +229,16 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float, int]:
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return med, max(first - med, 0.0), repeats
+    return med, max(first - med, 0.0)
 
 
-def flops_per_model_step() -> float:
+def flops_per_model_step(params, order, data) -> float:
     """XLA's cost analysis of one compiled step of the chapter's training, for one model."""
-    params, order, (x, y) = task()
-    opt = sgd_momentum(jnp.float32(LR), jnp.float32(BETA))
-    step = jax.jit(lambda p, s, xb, yb, m: train_step(opt, p, s, xb, yb, m))
+    opt = _jaxmom_opt(LR, BETA)
+    x, y = data
     idx = order.indices[0]
-    compiled = step.lower(params, opt.init(params), x[idx], y[idx], order.mask[0]).compile()
+    step = _jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
+    compiled = step.compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
     return float(cost["flops"])
@@ -289,6 +286,13 @@ def _torch_version() -> str | None:
     return f"{torch.__version__} ({_torch_device(torch)})"
 
 
+def check_methods(methods: Sequence[str]) -> None:
+    """A ``ValueError`` naming the first of ``methods`` that is not in :data:`METHODS`."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+
+
 def run(
     models: Sequence[int] = (1, 16, 256, 1024, 4096),
     methods: Sequence[str] = METHODS,
@@ -309,9 +313,7 @@ def run(
     models = sorted({int(m) for m in models})
     if not models or models[0] < 1:
         raise ValueError(f"models must be positive integers, got {models}")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    check_methods(methods)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     say = log or (lambda s: None)
@@ -326,8 +328,9 @@ def run(
     steps = int(order.indices.shape[0])
     size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
     peak = matmul_peak(size)
-    flops = flops_per_model_step()
-    say(f"device: {_device()['kind']} x{jax.device_count()}; matmul peak {peak:.1f} GFLOP/s; "
+    flops = flops_per_model_step(params, order, data)
+    device = _device()
+    say(f"device: {device['kind']} x{device['count']}; matmul peak {peak:.1f} GFLOP/s; "
         f"{flops:.0f} flops per model step")  # fmt: skip
 
     calls = {
@@ -340,10 +343,10 @@ def run(
     rows = []
     for method in methods:
         for n in [1] if method in SINGLE_RUN else models:
-            seconds, compile_s, reps = _time(calls[method](n), repeats)
+            seconds, compile_s = _time(calls[method](n), repeats)
             rate = n * steps / seconds
             rows.append({
-                "method": method, "models": n, "steps": steps, "repeats": reps,
+                "method": method, "models": n, "steps": steps, "repeats": repeats,
                 "seconds": seconds, "compile_seconds": compile_s, "model_steps_per_s": rate,
                 "ms_per_model": 1e3 * seconds / n, "flops_per_model_step": flops,
                 "gflops": rate * flops / 1e9, "fraction_of_peak": rate * flops / 1e9 / peak,
@@ -363,7 +366,7 @@ def run(
     return {
         "format": FORMAT,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": _device(),
+        "device": device,
         "versions": _versions(torch_version),
         "task": {
             "steps": steps,
