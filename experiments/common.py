@@ -7,12 +7,16 @@ import json
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+import jaxmom
+from jaxmom import theory
 from jaxmom.cli import setup_devices
 
 
@@ -44,6 +48,17 @@ def save_figure(fig, out: Path, filename: str) -> str:
     fig.savefig(out / filename, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return filename
+
+
+def heavy_ball_paths(alpha, beta, h: float, steps: int) -> np.ndarray:
+    """``[len(alpha), steps + 1]``: real runs of ``jaxmom.sgd_momentum(alpha_i, beta_i)`` on
+    ``h/2 x^2`` from x = 1, all in one vmapped program."""
+    run = jax.vmap(
+        lambda a, b: theory.quadratic_trajectory(
+            jnp.array([h]), 1.0, jaxmom.sgd_momentum(a, b), steps
+        )[:, 0]
+    )
+    return np.asarray(jax.jit(run)(jnp.asarray(alpha), jnp.asarray(beta)))
 
 
 def main(run, description: str) -> None:

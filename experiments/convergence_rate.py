@@ -22,12 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import jaxmom
-from experiments.common import claim, main, save_figure, write_result
+from experiments.common import claim, heavy_ball_paths, main, save_figure, write_result
 from jaxmom import theory
 
 NAME = "convergence_rate"
@@ -50,15 +48,6 @@ def _fit_rates(xs: np.ndarray) -> np.ndarray:
     return np.exp(slope)
 
 
-def _trajectories(alpha, beta, h):
-    run = jax.vmap(
-        lambda a, b: theory.quadratic_trajectory(
-            jnp.array([h]), 1.0, jaxmom.sgd_momentum(a, b), STEPS
-        )[:, 0]
-    )
-    return np.asarray(jax.jit(run)(jnp.asarray(alpha), jnp.asarray(beta)))
-
-
 def run(out: Path, quick: bool = False) -> dict:
     n = 8 if quick else 24
     ah, bb = np.meshgrid(np.linspace(0.02, 3.9, n), np.linspace(0.0, 0.97, n))
@@ -68,7 +57,7 @@ def run(out: Path, quick: bool = False) -> dict:
             alpha, beta = (ah / h).ravel(), bb.ravel()
             rho = np.asarray(theory.spectral_radius(alpha, beta, h))
             keep = (rho >= 0.2) & (rho <= 0.98)
-            measured = _fit_rates(_trajectories(alpha[keep], beta[keep], h))
+            measured = _fit_rates(heavy_ball_paths(alpha[keep], beta[keep], h, STEPS))
             rows += [
                 (float(a), float(b), h, float(r), float(m))
                 for a, b, r, m in zip(alpha[keep], beta[keep], rho[keep], measured, strict=True)

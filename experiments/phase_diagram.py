@@ -21,12 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-import jaxmom
-from experiments.common import claim, main, save_figure, write_result
+from experiments.common import claim, heavy_ball_paths, main, save_figure, write_result
 from jaxmom import theory
 
 NAME = "phase_diagram"
@@ -35,12 +33,7 @@ STEPS = 300
 
 
 def _converged(ah, beta) -> np.ndarray:
-    run = jax.vmap(
-        lambda a, b: theory.quadratic_trajectory(
-            jnp.ones(1), 1.0, jaxmom.sgd_momentum(a, b), STEPS
-        )[-10:, 0]
-    )
-    tail = np.asarray(jax.jit(run)(jnp.asarray(ah), jnp.asarray(beta)))
+    tail = heavy_ball_paths(ah, beta, 1.0, STEPS)[:, -10:]
     return np.nan_to_num(np.abs(tail), nan=np.inf).max(1) < 1e-3
 
 

@@ -56,6 +56,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_devices(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=None,
+        help="CPU only: host devices to split into (default: one per core)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxmom", description="Heavy-ball momentum in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,12 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", default=None, help="FILE.npz: save each chunk; rerun to resume")
     sw.add_argument("--csv", default=None, help="FILE.csv: one row per run")
     sw.add_argument("--plot", default=None, help="FILE.png: final loss, heatmap, curves")
-    sw.add_argument(
-        "--devices",
-        type=_positive_int,
-        default=None,
-        help="CPU only: host devices to split into (default: one per core)",
-    )
+    _add_devices(sw)
     sw.add_argument(
         "--distributed",
         action="store_true",
@@ -106,9 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma list from {','.join(METHODS)} (default all)",
     )
     be.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per row")
-    be.add_argument(
-        "--devices", type=_positive_int, default=None, help="CPU only: host devices to split into"
-    )
+    _add_devices(be)
     be.set_defaults(run=_bench, subparser=be)
     th = sub.add_parser("theory", help="optimal (alpha, beta) and rates for curvatures in [mu, L]")
     th.add_argument("--mu", type=float, required=True, help="smallest curvature, > 0")
@@ -188,16 +190,15 @@ def _sweep(args, parser) -> int:
 
 
 def _bench(args, parser) -> int:
-    from jaxmom.bench import METHODS
+    from jaxmom import bench
 
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown:
-        parser.error(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    try:
+        bench.check_methods(args.methods)
+    except ValueError as e:
+        parser.error(str(e))
     if args.out is not None and not args.out.endswith(".json"):
         parser.error(f"--out must name a .json file, got {args.out!r}")
     setup_devices(args.devices)
-    from jaxmom import bench
-
     models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
     repeats = args.repeats or (2 if args.quick else 5)
     report = bench.run(models, args.methods, repeats=repeats)
