@@ -4,7 +4,15 @@ from jaxmom import theory
 from jaxmom.data import BatchOrder, batch_order, make_dataset
 from jaxmom.model import Net, apply_mlp, init_mlp
 from jaxmom.sweep import SweepResult, grid_sweep, sweep
-from jaxmom.train import TrainResult, mse_loss, seed_inputs, train, train_scan, train_step
+from jaxmom.train import (
+    TrainResult,
+    mse_loss,
+    mse_value_and_grad,
+    seed_inputs,
+    train,
+    train_scan,
+    train_step,
+)
 from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
 
 __version__ = "0.1.0"
@@ -23,6 +31,7 @@ __all__ = (
     "make_dataset",
     "momentum",
     "mse_loss",
+    "mse_value_and_grad",
     "seed_inputs",
     "sgd_momentum",
     "sweep",

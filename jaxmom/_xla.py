@@ -3,8 +3,11 @@
 On a CPU, XLA's default fusions for the small batched layers of the chapter's MLP (YNNPACK
 reductions and the new fusion emitters) write every ``[runs, batch, hidden]`` intermediate to
 memory; with both turned off for these programs a 1024-run sweep ran 1.9x faster on a 2-core
-CPU (``benchmarks/NOTES.md``). The options are set per compilation, never process-wide, and
-only where the backend is a CPU and the installed XLA knows them.
+CPU. With the step written for fusion (:func:`jaxmom.mse_value_and_grad`), asking LLVM for
+512-bit vectors (XLA asks for 256 by default) gave another 1.2x on an AVX-512 CPU; where the
+CPU has narrower vectors LLVM splits them. Measurements: ``benchmarks/NOTES.md``. The options
+are set per compilation, never process-wide, and only where the backend is a CPU and the
+installed XLA knows them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import functools
 
 import jax
 
-CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_use_fusion_emitters": False}
+CPU_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "",
+    "xla_cpu_use_fusion_emitters": False,
+    "xla_cpu_prefer_vector_width": 512,
+}
 
 
 @functools.cache

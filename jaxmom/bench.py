@@ -13,7 +13,7 @@ Methods:
   ``torch.func.stack_module_state`` stacks them, ``vmap(grad_and_value(functional_call))``,
   and the momentum update done in place on the stacked tensors, each model with its own beta.
 - ``optax_loop``: the usual JAX way, ``optax.sgd(momentum=...)`` in a jitted train step
-  called from a Python loop over host batches.
+  (gradient by ``jax.value_and_grad``) called from a Python loop over host batches.
 - ``jaxmom_train``: one run as one compiled ``lax.scan`` (:func:`jaxmom.train`).
 - ``jaxmom_sweep``: many runs, vmapped and sharded over every device (:func:`jaxmom.sweep`).
 
@@ -27,7 +27,8 @@ Report (JSON, ``format = "jaxmom.bench/1"``)::
    "versions" {"python", "jax", "jaxlib", "optax", "flax", "numpy", "torch"},
    "task" {"steps", "batch_size", "n", "hidden", "lr", "beta"},
    "peak_gflops" (a float32 matmul of ``matmul_size``, timed in the same run), "matmul_size",
-   "flops_per_model_step" (XLA's cost analysis of one compiled train step),
+   "flops_per_model_step" (XLA's cost analysis of one compiled train step with autodiff's
+   gradient: the work every method does, whatever way it is computed),
    "rows": [{"method", "models", "steps", "repeats", "seconds" (median, compilation
              excluded), "compile_seconds" (first call minus the median: compilation and
              warm-up), "model_steps_per_s", "ms_per_model", "flops_per_model_step",
@@ -53,7 +54,7 @@ import numpy as np
 import optax
 
 from jaxmom.data import make_dataset
-from jaxmom.train import seed_inputs, train, train_step
+from jaxmom.train import mse_loss, seed_inputs, train, train_step
 from jaxmom.transform import sgd_momentum
 
 FORMAT = "jaxmom.bench/1"
@@ -170,8 +171,12 @@ def torch_func_vmap(params, order, data, betas, lr=LR) -> np.ndarray:
 
 
 def _jit_step(opt):
-    """One jitted :func:`jaxmom.train_step` of ``opt``."""
-    return jax.jit(functools.partial(train_step, opt))
+    """One jitted :func:`jaxmom.train_step` of ``opt`` with autodiff's gradient, as users write it.
+
+    It is also the step whose flops define the work (``flops_per_model_step``), so the count
+    does not depend on how jaxmom's own step is written.
+    """
+    return jax.jit(functools.partial(train_step, opt, value_and_grad=jax.value_and_grad(mse_loss)))
 
 
 @functools.cache

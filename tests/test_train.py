@@ -185,6 +185,31 @@ def test_train_step_and_loss_are_public_and_pure(chapter_inputs):
     )
 
 
+@pytest.mark.parametrize("hidden", [20, 7])
+def test_hand_written_gradient_equals_autodiff(hidden):
+    """mse_value_and_grad against jax.value_and_grad(mse_loss): masks, widths, under vmap."""
+    kp, kx, ky = jax.random.split(jax.random.key(hidden), 3)
+    # Four parameter sets, scaled so that many hidden units switch sign within the batch.
+    params = jax.vmap(lambda k: jax.tree.map(lambda a: 3 * a, jaxmom.init_mlp(k, hidden)))(
+        jax.random.split(kp, 4)
+    )
+    x = jax.random.uniform(kx, (32, 1), minval=-1, maxval=1)
+    y = x**2 + 0.1 * jax.random.normal(ky, (32, 1))
+    masks = [None, jnp.arange(32) < 8, jnp.zeros(32, bool)]
+    for mask in masks:
+        auto = jax.vmap(jax.value_and_grad(jaxmom.mse_loss), (0, None, None, None))
+        hand = jax.vmap(jaxmom.mse_value_and_grad, (0, None, None, None))
+        want, got = auto(params, x, y, mask), hand(params, x, y, mask)
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(jnp.abs(w).max()))
+        one = jaxmom.mse_value_and_grad(jax.tree.map(lambda a: a[1], params), x, y, mask)
+        for g, w in zip(jax.tree.leaves(one), jax.tree.leaves(got), strict=True):
+            np.testing.assert_allclose(g, w[1], rtol=1e-6, atol=1e-9)
+    assert float(jnp.abs(got[1]["hidden"]["kernel"]).max()) == 0.0  # all masked: no gradient
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
