@@ -1,4 +1,4 @@
-"""The chapter's task trained five ways, side by side in one process: ``jaxmom bench``.
+"""The chapter's task trained six ways, side by side in one process: ``jaxmom bench``.
 
 The task is the chapter's: its MLP (1 -> 20 -> 1), its 1000 points, batches of 32 with the
 last partial batch kept, 12 epochs (384 steps), momentum 0.8 at learning rate 0.01. Every
@@ -16,10 +16,13 @@ Methods:
   (gradient by ``jax.value_and_grad``) called from a Python loop over host batches.
 - ``jaxmom_train``: one run as one compiled ``lax.scan`` (:func:`jaxmom.train`).
 - ``jaxmom_sweep``: many runs, vmapped and sharded over every device (:func:`jaxmom.sweep`).
+- ``jaxmom_sweep_autodiff``: the same runs with autodiff's gradient
+  (``jax.value_and_grad(mse_loss)``) in place of :func:`jaxmom.mse_value_and_grad`, through
+  :func:`jaxmom.grid_sweep`: what the hand-written gradient gains on this device.
 
-The first three and ``jaxmom_train`` train one model at a time, so they are timed on one run
-(``models = 1``); their throughput does not change with the number of models. The vmapped
-methods are timed at each requested number of models.
+``torch_loop``, ``optax_loop`` and ``jaxmom_train`` train one model at a time, so they are
+timed on one run (``models = 1``); their throughput does not change with the number of models.
+The vmapped methods are timed at each requested number of models.
 
 Report (JSON, ``format = "jaxmom.bench/1"``)::
 
@@ -54,19 +57,26 @@ import numpy as np
 import optax
 
 from jaxmom.data import make_dataset
-from jaxmom.train import mse_loss, seed_inputs, train, train_step
+from jaxmom.train import mse_loss, seed_inputs, train, train_scan, train_step
 from jaxmom.transform import sgd_momentum
 
 FORMAT = "jaxmom.bench/1"
-METHODS = ("torch_loop", "torch_func_vmap", "optax_loop", "jaxmom_train", "jaxmom_sweep")
+METHODS = (
+    "torch_loop",
+    "torch_func_vmap",
+    "optax_loop",
+    "jaxmom_train",
+    "jaxmom_sweep",
+    "jaxmom_sweep_autodiff",
+)
 SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
 TORCH_METHODS = ("torch_loop", "torch_func_vmap")
-LR, BETA = 0.01, 0.8
+LR, BETA, EPOCHS = 0.01, 0.8, 12
 
 
 def task():
     """The shared inputs: seed 0's initial parameters and batch order, and the data set."""
-    params, order = seed_inputs(0)
+    params, order = seed_inputs(0, epochs=EPOCHS)
     return params, order, make_dataset()
 
 
@@ -220,6 +230,32 @@ def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
     return res.step_losses[:, 0, 0]
 
 
+@functools.cache
+def _autodiff_train_fn():
+    """Seed 0's run of the chapter's task as a ``grid_sweep`` train_fn, autodiff's gradient."""
+    params, order, data = task()
+
+    def train_fn(hp, key):
+        opt = sgd_momentum(hp["lr"], hp["beta"])
+        grad = jax.value_and_grad(mse_loss)
+        return {
+            "loss": train_scan(opt, params, order, data, EPOCHS, value_and_grad=grad).step_losses
+        }
+
+    return train_fn
+
+
+def jaxmom_sweep_autodiff(betas, lr=LR) -> np.ndarray:
+    """:func:`jaxmom_sweep`'s runs with autodiff's gradient: step losses ``[models, steps]``."""
+    from jaxmom.sweep import default_chunk_size, grid_sweep
+
+    grid = {"beta": np.asarray(betas, np.float32), "lr": np.asarray([lr], np.float32)}
+    out = grid_sweep(
+        _autodiff_train_fn(), grid, (0,), chunk_size=default_chunk_size(), progress=False
+    )
+    return out["loss"][:, 0, 0]
+
+
 # -- measuring -------------------------------------------------------------------------------
 
 
@@ -344,6 +380,7 @@ def run(
         "jaxmom_train": lambda n: lambda: jaxmom_train(params, order, data),
         "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, _betas(n)),
         "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(_betas(n)),
+        "jaxmom_sweep_autodiff": lambda n: lambda: jaxmom_sweep_autodiff(_betas(n)),
     }
     rows = []
     for method in methods:
@@ -362,12 +399,13 @@ def run(
     for r in rows:
         if r["model_steps_per_s"] > best.get(r["method"], 0):
             best[r["method"]] = r["model_steps_per_s"]
-    ratios = {
-        f"{a}/{b}": best[a] / best[b]
+    pairs = [
+        (a, b)
         for a in ("jaxmom_sweep", "jaxmom_train")
         for b in ("torch_loop", "torch_func_vmap", "optax_loop")
-        if a in best and b in best
-    }
+    ]
+    pairs.append(("jaxmom_sweep", "jaxmom_sweep_autodiff"))
+    ratios = {f"{a}/{b}": best[a] / best[b] for a, b in pairs if a in best and b in best}
     return {
         "format": FORMAT,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -187,11 +187,8 @@ def grid_sweep(
     chunk_runs = _chunk_runs(len(points), len(seeds), chunk_size, len(jax.devices()))
     n_chunks = math.ceil(len(points) / chunk_runs)
 
-    def chunk_fn(hp, keys):
-        return jax.vmap(lambda key: jax.vmap(lambda h: train_fn(h, key))(hp))(keys)
-
     out = _run_chunks(
-        chunk_fn, hyper, keys, len(seeds), chunk_runs=chunk_runs, progress=progress,
+        _grid_chunk_fn(train_fn), hyper, keys, len(seeds), chunk_runs=chunk_runs, progress=progress,
         metrics=None, done=np.zeros(n_chunks, bool), on_chunk=None,
     )  # fmt: skip
     shape = [len(a) for a in axes]
@@ -199,6 +196,16 @@ def grid_sweep(
         k: np.moveaxis(v.reshape(len(seeds), *shape, *v.shape[2:]), 0, len(shape))
         for k, v in out.items()
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_chunk_fn(train_fn):
+    """One chunk function per ``train_fn``, so a second sweep of it reuses the compiled one."""
+
+    def chunk_fn(hp, keys):
+        return jax.vmap(lambda key: jax.vmap(lambda h: train_fn(h, key))(hp))(keys)
+
+    return chunk_fn
 
 
 # -- the chapter's sweep ----------------------------------------------------------------------

@@ -125,6 +125,8 @@ def train_scan(
     data: tuple[jax.Array, jax.Array],
     epochs: int,
     opt_state=None,
+    *,
+    value_and_grad=mse_value_and_grad,
 ) -> TrainResult:
     """The whole run as one ``lax.scan`` over the steps of ``order``. Pure; ``epochs`` is static.
 
@@ -135,6 +137,7 @@ def train_scan(
       data: ``(x, y)``, both ``[n, 1]``; batches are gathered from it, never copied whole.
       epochs: number of epochs in ``order``.
       opt_state: initial optimizer state; ``None`` means ``opt.init(params)``.
+      value_and_grad: the step's loss and gradient, as in :func:`train_step`.
 
     Returns:
       A :class:`TrainResult`.
@@ -146,7 +149,9 @@ def train_scan(
     def step(carry, batch):
         params, opt_state = carry
         idx, mask = batch
-        params, opt_state, loss = train_step(opt, params, opt_state, x[idx], y[idx], mask)
+        params, opt_state, loss = train_step(
+            opt, params, opt_state, x[idx], y[idx], mask, value_and_grad=value_and_grad
+        )
         return (params, opt_state), loss
 
     (params, _), step_losses = jax.lax.scan(step, (params, opt_state), (order.indices, order.mask))

@@ -1,5 +1,6 @@
 """jaxmom bench: its peers do the same work as jaxmom, and a quick run writes a valid report."""
 
+import importlib
 import json
 
 import numpy as np
@@ -33,6 +34,16 @@ def test_single_run_peers_compute_the_same_losses(torch, inputs, sweep_losses):
     np.testing.assert_allclose(want, sweep_losses[1], rtol=1e-4)
     np.testing.assert_allclose(bench.torch_loop(params, order, data), want, rtol=1e-4)
     np.testing.assert_allclose(bench.optax_loop(params, order, data), want, rtol=1e-4)
+
+
+def test_autodiff_sweep_computes_the_same_losses_and_compiles_once(sweep_losses):
+    sweep_mod = importlib.import_module("jaxmom.sweep")
+    got = bench.jaxmom_sweep_autodiff(BETAS)
+    assert got.shape == (3, 384)
+    np.testing.assert_allclose(got, sweep_losses, rtol=1e-4)
+    compiled = sweep_mod._jit.cache_info().currsize
+    np.testing.assert_array_equal(bench.jaxmom_sweep_autodiff(BETAS), got)
+    assert sweep_mod._jit.cache_info().currsize == compiled  # grid_sweep reused its program
 
 
 def test_quick_bench_writes_a_valid_report(tmp_path, capsys):
