@@ -72,6 +72,7 @@ METHODS = (
 SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
 TORCH_METHODS = ("torch_loop", "torch_func_vmap")
 LR, BETA, EPOCHS = 0.01, 0.8, 12
+AUTODIFF = jax.value_and_grad(mse_loss)  # the usual way to get the step's loss and gradient
 
 
 def task():
@@ -186,7 +187,7 @@ def _jit_step(opt):
     It is also the step whose flops define the work (``flops_per_model_step``), so the count
     does not depend on how jaxmom's own step is written.
     """
-    return jax.jit(functools.partial(train_step, opt, value_and_grad=jax.value_and_grad(mse_loss)))
+    return jax.jit(functools.partial(train_step, opt, value_and_grad=AUTODIFF))
 
 
 @functools.cache
@@ -237,10 +238,8 @@ def _autodiff_train_fn():
 
     def train_fn(hp, key):
         opt = sgd_momentum(hp["lr"], hp["beta"])
-        grad = jax.value_and_grad(mse_loss)
-        return {
-            "loss": train_scan(opt, params, order, data, EPOCHS, value_and_grad=grad).step_losses
-        }
+        res = train_scan(opt, params, order, data, EPOCHS, value_and_grad=AUTODIFF)
+        return {"loss": res.step_losses}
 
     return train_fn
 

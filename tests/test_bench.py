@@ -8,6 +8,7 @@ import pytest
 
 from jaxmom import bench, cli
 
+sweep_mod = importlib.import_module("jaxmom.sweep")  # the module; jaxmom.sweep is the function
 BETAS = np.array([0.5, 0.8, 0.95], np.float32)
 
 
@@ -37,7 +38,6 @@ def test_single_run_peers_compute_the_same_losses(torch, inputs, sweep_losses):
 
 
 def test_autodiff_sweep_computes_the_same_losses_and_compiles_once(sweep_losses):
-    sweep_mod = importlib.import_module("jaxmom.sweep")
     got = bench.jaxmom_sweep_autodiff(BETAS)
     assert got.shape == (3, 384)
     np.testing.assert_allclose(got, sweep_losses, rtol=1e-4)

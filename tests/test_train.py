@@ -195,10 +195,9 @@ def test_hand_written_gradient_equals_autodiff(hidden):
     )
     x = jax.random.uniform(kx, (32, 1), minval=-1, maxval=1)
     y = x**2 + 0.1 * jax.random.normal(ky, (32, 1))
-    masks = [None, jnp.arange(32) < 8, jnp.zeros(32, bool)]
-    for mask in masks:
-        auto = jax.vmap(jax.value_and_grad(jaxmom.mse_loss), (0, None, None, None))
-        hand = jax.vmap(jaxmom.mse_value_and_grad, (0, None, None, None))
+    auto = jax.vmap(jax.value_and_grad(jaxmom.mse_loss), (0, None, None, None))
+    hand = jax.vmap(jaxmom.mse_value_and_grad, (0, None, None, None))
+    for mask in [None, jnp.arange(32) < 8, jnp.zeros(32, bool)]:
         want, got = auto(params, x, y, mask), hand(params, x, y, mask)
         assert jax.tree.structure(got) == jax.tree.structure(want)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
