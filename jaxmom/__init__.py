@@ -1,10 +1,12 @@
 """jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
 
 from jaxmom import theory
+from jaxmom.chapter_sweep import sweep
 from jaxmom.data import BatchOrder, batch_order, make_dataset
+from jaxmom.engine import grid_sweep
 from jaxmom.model import Net, apply_mlp, init_mlp
-from jaxmom.sweep import SweepResult, grid_sweep, sweep
-from jaxmom.train import (
+from jaxmom.result import SweepResult
+from jaxmom.training import (
     TrainResult,
     mse_loss,
     mse_value_and_grad,

@@ -57,7 +57,7 @@ import numpy as np
 import optax
 
 from jaxmom.data import make_dataset
-from jaxmom.train import mse_loss, seed_inputs, train, train_scan, train_step
+from jaxmom.training import mse_loss, seed_inputs, train, train_scan, train_step
 from jaxmom.transform import sgd_momentum
 
 FORMAT = "jaxmom.bench/1"
@@ -225,7 +225,7 @@ def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
 
 def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
     """:func:`jaxmom.sweep` over ``betas`` at seed 0: step losses ``[models, steps]``."""
-    from jaxmom.sweep import sweep
+    from jaxmom.chapter_sweep import sweep
 
     res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False)
     return res.step_losses[:, 0, 0]
@@ -246,11 +246,12 @@ def _autodiff_train_fn():
 
 def jaxmom_sweep_autodiff(betas, lr=LR) -> np.ndarray:
     """:func:`jaxmom_sweep`'s runs with autodiff's gradient: step losses ``[models, steps]``."""
-    from jaxmom.sweep import default_chunk_size, grid_sweep
+    from jaxmom import _xla
+    from jaxmom.engine import grid_sweep
 
     grid = {"beta": np.asarray(betas, np.float32), "lr": np.asarray([lr], np.float32)}
     out = grid_sweep(
-        _autodiff_train_fn(), grid, (0,), chunk_size=default_chunk_size(), progress=False
+        _autodiff_train_fn(), grid, (0,), progress=False, compiler_options=_xla.compiler_options()
     )
     return out["loss"][:, 0, 0]
 

@@ -1,6 +1,6 @@
 """The ``jaxmom`` command (also ``python -m jaxmom``).
 
-    jaxmom sweep --betas 0:0.99:256 --lrs 0.01,0.03 --seeds 4 --chunk-size 256 --out sweep.npz
+    jaxmom sweep --betas 0:0.99:256 --lrs 0.01,0.03 --seeds 4 --out sweep.zarr
     jaxmom bench [--quick] [--out benchmarks/NAME.json] [--models 1,64,1024]
     jaxmom theory --mu 2 --L 20
 
@@ -46,6 +46,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -81,14 +91,29 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--batch-size", type=_positive_int, default=32)
     sw.add_argument("--nesterov", action="store_true")
     sw.add_argument("--chunk-size", type=_positive_int, default=None, help="runs per compiled call")
-    sw.add_argument("--out", default=None, help="FILE.npz: save each chunk; rerun to resume")
+    sw.add_argument(
+        "--record-every",
+        type=_nonnegative_int,
+        default=1,
+        help="keep every k-th step's loss (default 1: all; 0: epoch losses only)",
+    )
+    sw.add_argument(
+        "--out", default=None, help="FOLDER (e.g. sweep.zarr): a store written block by block; "
+        "the same command again resumes it"
+    )  # fmt: skip
     sw.add_argument("--csv", default=None, help="FILE.csv: one row per run")
     sw.add_argument("--plot", default=None, help="FILE.png: final loss, heatmap, curves")
     _add_devices(sw)
     sw.add_argument(
         "--distributed",
         action="store_true",
-        help="call jax.distributed.initialize() first (one process per host)",
+        help="run as one process of several (jax.distributed.initialize); without the three "
+        "flags below, the cluster (SLURM, Open MPI, ...) is detected",
+    )
+    sw.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    sw.add_argument("--num-processes", type=_positive_int, default=None, help="processes in all")
+    sw.add_argument(
+        "--process-id", type=_nonnegative_int, default=None, help="this process, 0..N-1"
     )
     sw.add_argument("--no-progress", action="store_true")
     sw.set_defaults(run=_sweep, subparser=sw)
@@ -159,22 +184,68 @@ def setup_devices(n: int | None = None) -> None:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
 
 
+def _check_paths(parser, **paths) -> None:
+    """Every output path of a command, checked before any compute: exit 2 naming the flag."""
+    from jaxmom._paths import check_output_file
+    from jaxmom.store import check_store_path
+
+    for flag, path in paths.items():
+        if path is None:
+            continue
+        try:
+            name = "--" + flag.split("_")[0]
+            (check_store_path if flag == "out" else check_output_file)(path, name)
+        except ValueError as e:
+            parser.error(str(e))
+
+
+def _distributed(args, parser) -> None:
+    import jax
+
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if any(v is not None for v in given) and not args.distributed:
+        parser.error("--coordinator, --num-processes and --process-id need --distributed")
+    if not args.distributed:
+        return
+    if any(v is None for v in given) and any(v is not None for v in given):
+        parser.error("give all of --coordinator, --num-processes and --process-id, or none")
+    if args.process_id is not None and args.process_id >= args.num_processes:
+        parser.error(f"--process-id must be < --num-processes, got {args.process_id}")
+    try:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    except (ValueError, RuntimeError) as e:
+        if args.coordinator is None:
+            parser.error(
+                f"--distributed found no cluster to join ({e}); pass --coordinator HOST:PORT "
+                "--num-processes N --process-id I"
+            )
+        raise
+
+
 def _sweep(args, parser) -> int:
+    _check_paths(parser, out=args.out, csv=args.csv, plot=args.plot)
     setup_devices(args.devices)
     import jax
 
-    if args.distributed:
-        jax.distributed.initialize()
-    from jaxmom.sweep import sweep
+    _distributed(args, parser)
+    from jaxmom.chapter_sweep import sweep
 
     try:
         res = sweep(
             args.betas, args.lrs, seeds=range(args.seeds), epochs=args.epochs,
             batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
-            progress=not args.no_progress, out=args.out,
+            progress=not args.no_progress, out=args.out, record_every=args.record_every,
         )  # fmt: skip
-    except ValueError as e:
-        parser.error(str(e))
+    except (ValueError, RuntimeError, MemoryError) as e:
+        parser.error(str(e).replace("learning_rates", "--lrs").replace("betas=", "--betas="))
+    except KeyboardInterrupt:
+        where = (
+            f"; the store {args.out} keeps every finished block: the same command resumes it"
+            if args.out
+            else ""
+        )
+        print(f"\ninterrupted{where}", file=sys.stderr)
+        return 130
     if jax.process_index() == 0:
         print(res.summary())
         print(
@@ -198,6 +269,10 @@ def _bench(args, parser) -> int:
         parser.error(str(e))
     if args.out is not None and not args.out.endswith(".json"):
         parser.error(f"--out must name a .json file, got {args.out!r}")
+    if args.out is not None:
+        from pathlib import Path
+
+        _check_paths(parser, out_json=args.out, out_png=str(Path(args.out).with_suffix(".png")))
     setup_devices(args.devices)
     models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
     repeats = args.repeats or (2 if args.quick else 5)

@@ -10,7 +10,7 @@ import pytest
 import jaxmom
 from jaxmom.bench import torch_loop
 
-train_mod = importlib.import_module("jaxmom.train")
+train_mod = importlib.import_module("jaxmom.training")
 
 
 def f32(v):

@@ -162,18 +162,20 @@ def train_scan(
 
 
 def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):
-    """The initial parameters and batch order of run ``seed``.
+    """The initial parameters and batch order of run ``seed`` (an integer or a PRNG key).
 
-    ``key = jax.random.key(seed)``; ``k_params, k_order = jax.random.split(key)``; the
-    parameters are ``init_mlp(k_params, hidden)`` and the order
-    ``batch_order(k_order, n, batch_size, epochs)``. ``seed`` may be traced (``vmap`` over seeds).
+    ``key = jax.random.key(seed)`` (or ``seed`` itself when it is a key);
+    ``k_params, k_order = jax.random.split(key)``; the parameters are
+    ``init_mlp(k_params, hidden)`` and the order ``batch_order(k_order, n, batch_size, epochs)``.
+    ``seed`` may be traced (``vmap`` over seeds).
     """
     k_params, k_order = _seed_keys(seed)
     return init_mlp(k_params, hidden), batch_order(k_order, n, batch_size, epochs)
 
 
 def _seed_keys(seed):
-    return jax.random.split(jax.random.key(seed))
+    is_key = isinstance(seed, jax.Array) and jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key)
+    return jax.random.split(seed if is_key else jax.random.key(seed))
 
 
 def check_data(data) -> tuple[jax.Array, jax.Array]:

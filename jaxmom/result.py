@@ -1,0 +1,270 @@
+"""A sweep's result: named grid axes, every output of every run, divergence flags, exports.
+
+Runs are indexed ``[*grid axes in order, seed]``; an output of shape ``S`` per run is an array
+``[*grid axes, seed, *S]``. In memory (a sweep without ``out=``) the outputs are NumPy arrays;
+opened from a store (:meth:`SweepResult.load`) they are read lazily, so a result larger than
+memory can be read slice by slice: ``res.outputs["step_losses"][3, :, 0]`` reads one slice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from jaxmom import plots
+from jaxmom._paths import atomic_path, check_output_file
+
+
+class GridArray:
+    """An output ``[points, seeds, *S]`` (NumPy or zarr) seen as ``[*grid, seeds, *S]``.
+
+    Indexing with integers, slices or integer arrays on the grid axes reads only the points
+    asked for; ``np.asarray(a)`` reads it all.
+    """
+
+    def __init__(self, data, grid_shape: tuple[int, ...]):
+        self.data, self.grid_shape = data, tuple(grid_shape)
+        self.shape = (*self.grid_shape, *data.shape[1:])
+        self.dtype = data.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        ng = len(self.grid_shape)
+        grid_key = key[:ng] + (slice(None),) * max(0, ng - len(key))
+        rest = key[ng:] or (slice(None),)
+        picks = [np.arange(n)[k] for k, n in zip(grid_key, self.grid_shape, strict=True)]
+        flat = np.ravel_multi_index(np.ix_(*(np.atleast_1d(p) for p in picks)), self.grid_shape)
+        points = flat.ravel()
+        if points.size and np.array_equal(points, np.arange(points[0], points[0] + points.size)):
+            sel = slice(int(points[0]), int(points[0]) + points.size)
+            out = np.asarray(self.data[(sel, *rest)])
+        elif hasattr(self.data, "oindex"):
+            out = np.asarray(self.data.oindex[(points, *rest)])
+        else:
+            out = np.asarray(self.data[(points, *rest)])
+        out = out.reshape(*flat.shape, *out.shape[1:])
+        return out[tuple(0 if np.ndim(p) == 0 else slice(None) for p in picks)]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[...]
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self):
+        return self.shape[0]
+
+
+class SweepResult:
+    """The runs of a grid of hyperparameters and seeds.
+
+    Attributes:
+      axes: axis name -> its values, as given (``0.9`` stays ``0.9``).
+      seeds: the seeds.
+      outputs: output name -> :class:`GridArray` ``[*grid, seed, *shape]``. Nested outputs are
+        named by their path: ``"params/hidden/kernel"``. ``res["name"]`` and ``res.name`` (for
+        names that are identifiers) read an output whole as a NumPy array.
+      diverged: ``[*grid, seed]``: True where a checked output of the run holds a non-finite
+        value (which outputs count is the sweep's ``check_finite``).
+      done: ``[*grid, seed]``: True where the run has finished; a partly finished store gives
+        NaN outputs for the rest, and they do not count as diverged.
+      metadata: settings, versions, devices, wall time.
+    """
+
+    def __init__(self, axes, seeds, outputs, diverged, done, metadata):
+        self.axes = {k: np.asarray(v) for k, v in axes.items()}
+        self.seeds = np.asarray(seeds)
+        self.grid_shape = tuple(len(v) for v in self.axes.values())
+        self.outputs = {k: GridArray(v, self.grid_shape) for k, v in outputs.items()}
+        self.diverged = np.asarray(diverged).reshape(*self.grid_shape, len(self.seeds))
+        self.done = np.asarray(done).reshape(self.diverged.shape)
+        self.metadata = metadata
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.asarray(self.outputs[name])
+
+    def __getattr__(self, name: str):
+        outputs = self.__dict__.get("outputs", {})
+        if name in outputs:
+            return np.asarray(outputs[name])
+        raise AttributeError(f"{type(self).__name__} has no attribute or output {name!r}")
+
+    def tree(self) -> dict:
+        """The outputs as a nested dict of NumPy arrays, by their ``/``-separated names."""
+        tree: dict = {}
+        for name in self.outputs:
+            *parents, leaf = name.split("/")
+            node = tree
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = self[name]
+        return tree
+
+    # -- summaries ----------------------------------------------------------------------------
+
+    def _metric(self, metric: str) -> np.ndarray:
+        if metric not in self.outputs or self.outputs[metric].ndim != self.diverged.ndim:
+            scalars = [k for k, v in self.outputs.items() if v.ndim == self.diverged.ndim]
+            raise ValueError(
+                f"metric must be one scalar output per run ({scalars}), got {metric!r}"
+            )
+        return self[metric]
+
+    def best(self, k: int = 5, metric: str = "final_loss") -> list[dict]:
+        """The ``k`` grid points with the lowest ``metric``, mean over seeds.
+
+        A point with a diverged or unfinished seed is left out.
+        """
+        value = self._metric(metric)
+        bad = self.diverged.any(-1) | ~self.done.all(-1)
+        mean = np.where(bad, np.inf, value.mean(-1))
+        mean = np.where(np.isfinite(mean), mean, np.inf)
+        rows = []
+        for flat in np.argsort(mean, axis=None, kind="stable")[:k]:
+            if not np.isfinite(mean.flat[flat]):
+                break
+            idx = np.unravel_index(flat, mean.shape)
+            row = {
+                name: vals[i].item() for (name, vals), i in zip(self.axes.items(), idx, strict=True)
+            }
+            row[metric] = float(mean[idx])
+            row[f"{metric}_std"] = float(value[idx].std())
+            rows.append(row)
+        return rows
+
+    def summary(self, metric: str = "final_loss") -> str:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
+        runs = self.diverged.size
+        lines = [
+            f"{runs} runs ({sizes + ' x ' if sizes else ''}{len(self.seeds)} seeds), "
+            f"{int(self.diverged.sum())} diverged"
+            + ("" if self.complete else f", {runs - int(self.done.sum())} not yet run")
+        ]
+        if metric in self.outputs:
+            lines.append(" ".join(f"{k:>14}" for k in (*self.axes, metric, "± std")))
+            for r in self.best(metric=metric):
+                lines.append(" ".join(f"{v:>14.6g}" for v in r.values()))
+        return "\n".join(lines)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def to_csv(self, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Path:
+        """One row per run: the axes, seed, every scalar output, diverged. Linear in the runs;
+        written atomically, a block of rows at a time."""
+        path = check_output_file(path, "csv")
+        scalars = [k for k, v in self.outputs.items() if v.ndim == self.diverged.ndim]
+        n_seed = len(self.seeds)
+        n_points = self.diverged.size // n_seed
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
+            f.write(",".join([*self.axes, "seed", *scalars, "diverged"]) + "\n")
+            step = max(1, rows_per_write // n_seed)
+            for lo in range(0, n_points, step):
+                pts = np.arange(lo, min(lo + step, n_points))
+                idx = np.unravel_index(pts, self.grid_shape) if self.grid_shape else ()
+                cols = [
+                    np.repeat(v[i].astype(str), n_seed)
+                    for v, i in zip(self.axes.values(), idx, strict=True)
+                ]
+                cols.append(np.tile(self.seeds.astype(str), len(pts)))
+                for name in scalars:
+                    cols.append(self.outputs[name].data[lo : lo + len(pts)].ravel().astype(str))
+                cols.append(self.diverged.reshape(n_points, n_seed)[pts].ravel().astype(str))
+                f.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
+        return path
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the whole result to a new store at ``path`` (see :mod:`jaxmom.store`)."""
+        from jaxmom.store import Store, check_store_path
+
+        path = check_store_path(path)
+        outputs = {
+            k: [list(v.shape[self.diverged.ndim :]), str(v.dtype)] for k, v in self.outputs.items()
+        }
+        spec = dict(
+            axes={k: v.tolist() for k, v in self.axes.items()}, seeds=self.seeds.tolist(),
+            outputs=outputs, settings=self.metadata.get("settings"),
+            data=self.metadata.get("data"), block=[max(1, self.diverged.size // len(self.seeds)),
+            len(self.seeds)], metadata=self.metadata,
+        )  # fmt: skip
+        store = Store.open(path, spec)
+        try:
+            n_seed = len(self.seeds)
+            store.write_block(
+                0, 0, {k: self[k].reshape(-1, n_seed, *v.shape[self.diverged.ndim :])
+                       for k, v in self.outputs.items()},
+                self.diverged.reshape(-1, n_seed),
+            )  # fmt: skip
+            store.finish({}, complete=self.complete)
+        finally:
+            store.close()
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SweepResult:
+        """Opens a store (lazily) or a ``.npz`` file of jaxmom 0.1; else a ``ValueError``."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no sweep at {str(path)!r}")
+        if path.is_file():
+            return _load_npz(path)
+        from jaxmom.store import FORMAT
+
+        try:
+            import zarr
+
+            group = zarr.open_group(path, mode="r")
+            attrs = dict(group.attrs)
+            if attrs.get("format") != FORMAT:
+                raise ValueError(f"format {attrs.get('format')!r}")
+            outputs = {k: group[f"out/{k}"] for k in attrs["outputs"]}
+            status = np.asarray(group["status"][...])
+        except Exception as e:
+            raise ValueError(f"{str(path)!r} is not a readable jaxmom sweep store: {e}") from e
+        diverged, done = status == 1, status >= 0
+        meta = dict(attrs.get("metadata") or {}, settings=attrs.get("settings"))
+        return cls(attrs["axes"], attrs["seeds"], outputs, diverged, done, meta)
+
+    # -- plots (see :mod:`jaxmom.plots`) ------------------------------------------------------
+
+    def plot_final_loss(self, ax=None, metric: str = "final_loss"):
+        return plots.metric_lines(self, ax, metric)
+
+    def plot_heatmap(self, ax=None, metric: str = "final_loss"):
+        return plots.heatmap(self, ax, metric)
+
+    def plot_curves(self, ax=None, index: int = 0, seed_index: int = 0, max_lines: int = 64):
+        return plots.curves(self, ax, index, seed_index, max_lines)
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        return plots.overview(self, check_output_file(path, "plot"))
+
+
+def _load_npz(path: Path) -> SweepResult:
+    """A file written by jaxmom 0.1's ``SweepResult.save`` (format ``jaxmom.sweep/1``)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(str(data["metadata"]))
+        assert meta.get("format") == "jaxmom.sweep/1"
+        betas, lrs, seeds = data["betas"], data["learning_rates"], data["seeds"]
+        step, epoch = data["step_losses"], data["epoch_losses"]
+        done_chunks, chunk_runs = data["done"], meta["settings"]["chunk_runs"]
+    except Exception:
+        raise ValueError(f"{str(path)!r} is not a jaxmom sweep store or file") from None
+    n_points, n_seed = len(betas) * len(lrs), len(seeds)
+    flat = {"step_losses": step, "epoch_losses": epoch, "final_loss": epoch[..., -1]}
+    outputs = {k: v.reshape(n_points, n_seed, *v.shape[3:]) for k, v in flat.items()}
+    done = np.ones(n_points, bool) if done_chunks.all() else np.repeat(done_chunks, chunk_runs)
+    done = np.broadcast_to(done[:n_points, None], (n_points, n_seed))
+    diverged = ~np.all(np.isfinite(outputs["step_losses"]), axis=-1) & done
+    axes = {"beta": betas.astype(np.float64), "learning_rate": lrs.astype(np.float64)}
+    return SweepResult(axes, seeds, outputs, diverged, done, meta)

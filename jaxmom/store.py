@@ -1,0 +1,190 @@
+"""The on-disk store of a sweep: a zarr v3 group written one block of runs at a time.
+
+Layout (``PATH`` is a folder any zarr v3 reader opens)::
+
+    zarr.json            attributes: format, axes (name -> values as given), seeds, block,
+                         outputs (name -> shape, dtype), settings, data fingerprint, metadata
+    out/NAME             [points, seeds, *shape]: each output, chunks of one block
+    status               [points, seeds] int8: -1 not run (the fill value), 0 finished,
+                         1 diverged (a non-finite value in a checked output); written after the
+                         block's outputs, so a block whose status chunk exists is done, and a
+                         block is either done or run again
+    .lock                held (``flock``) by the sweep writing the store
+
+A block is ``block = (points, seeds)`` runs, the work of one device in one compiled call and one
+chunk file per output: writing it costs its own size and never touches another block. zarr
+writes each chunk to a temporary file and renames it, so a kill at any moment leaves every block
+either whole or not done. The lock is an ``flock``: the kernel drops it when its process dies,
+so a killed sweep never leaves the store locked; a second sweep on a locked store is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "jaxmom.sweep/2"
+#: What must match for a sweep to resume into an existing store (``block`` is the store's own).
+IDENTITY = ("axes", "seeds", "outputs", "settings", "data")
+
+
+def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
+    """``path`` as a ``Path`` if a store can be created or resumed there, else ``ValueError``."""
+    from jaxmom._paths import _check_parent
+
+    path = Path(path)
+    _check_parent(path, name)
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{name} {str(path)!r} is a file, not a jaxmom sweep store")
+        if {p.name for p in path.iterdir()} - {".lock"} and _format(path) != FORMAT:
+            raise ValueError(f"{name} {str(path)!r} exists and is not a jaxmom sweep store")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{name} {str(path)!r} is not writable")
+    return path
+
+
+def _format(path: Path) -> str | None:
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        return meta["attributes"]["format"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class Lock:
+    """An exclusive ``flock`` on ``PATH/.lock``; the owner's pid and host are written inside."""
+
+    def __init__(self, path: Path):
+        self.path = path / ".lock"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self.fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise RuntimeError(
+                f"the store {str(path)!r} is in use by another sweep ({owner}); wait for it to "
+                "finish, or write to another path"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+class Store:
+    """A sweep's store, open for writing blocks. Create or resume with :meth:`open`."""
+
+    def __init__(self, path: Path, group, lock: Lock | None):
+        self.path, self.group, self.lock = path, group, lock
+        attrs = dict(group.attrs)
+        self.attrs = attrs
+        self.block = tuple(attrs["block"])
+        self.outputs = {k: group[f"out/{k}"] for k in attrs["outputs"]}
+        self.status = group["status"]
+
+    @classmethod
+    def open(cls, path, spec: dict, *, create: bool = True) -> Store:
+        """Creates the store for ``spec``, or opens the one there if it holds the same sweep.
+
+        ``spec``: ``axes``, ``seeds``, ``outputs`` ({name: [shape, dtype]}), ``settings``,
+        ``data``, ``block`` and ``metadata``. ``create=False`` (the other processes of a
+        distributed sweep) opens a store that process 0 created, without taking the lock.
+        """
+        import zarr
+
+        path = Path(path)
+        lock = None
+        if create:
+            path.mkdir(exist_ok=True)
+            lock = Lock(path)
+        try:
+            if create and not (path / "zarr.json").exists():
+                group = cls._create(path, spec)
+            else:
+                group = zarr.open_group(path, mode="r+")
+                _check_identity(path, dict(group.attrs), spec)
+            if create:
+                for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
+                    stale.unlink(missing_ok=True)
+            return cls(path, group, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @staticmethod
+    def _create(path: Path, spec: dict):
+        import zarr
+
+        n_points = int(np.prod([len(v) for v in spec["axes"].values()], dtype=np.int64))
+        n_seeds = len(spec["seeds"])
+        m, k = spec["block"]
+        group = zarr.open_group(path, mode="a")  # new: we hold the lock, no zarr.json
+        for name, (shape, dtype) in spec["outputs"].items():
+            dt = np.dtype(dtype)
+            group.create_array(
+                f"out/{name}", shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
+                dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0,
+                dimension_names=("point", "seed", *(f"{name}_{i}" for i in range(len(shape)))),
+            )  # fmt: skip
+        group.create_array(
+            "status", shape=(n_points, n_seeds), chunks=(m, k), dtype="i1", fill_value=-1,
+            dimension_names=("point", "seed"),
+        )  # fmt: skip
+        attrs = {key: spec[key] for key in (*IDENTITY, "block", "metadata")}
+        group.attrs.update(dict(attrs, format=FORMAT, complete=False))
+        return group
+
+    def done(self) -> np.ndarray:
+        """``[point blocks, seed blocks]``: True where the block's runs are stored (its status
+        chunk exists: one listing of a folder, whatever the number of blocks)."""
+        n_points, n_seeds = self.status.shape
+        m, k = self.block
+        done = np.zeros((-(-n_points // m), -(-n_seeds // k)), bool)
+        root = self.path / "status" / "c"
+        for q in os.listdir(root) if root.is_dir() else ():
+            for g in os.listdir(root / q):
+                if q.isdigit() and g.isdigit():
+                    done[int(q), int(g)] = True
+        return done
+
+    def write_block(self, q: int, g: int, outputs: dict[str, np.ndarray], diverged: np.ndarray):
+        """Stores block ``(q, g)``: ``outputs[name]`` and ``diverged`` are ``[points, seeds, ...]``
+        of that block (fewer at the grid's edges); then marks it done."""
+        m, k = self.block
+        rows = slice(q * m, q * m + diverged.shape[0])
+        cols = slice(g * k, g * k + diverged.shape[1])
+        for name, arr in self.outputs.items():
+            arr[rows, cols] = outputs[name]
+        self.status[rows, cols] = diverged.astype(np.int8)
+
+    def finish(self, metadata: dict, complete: bool) -> None:
+        """Records ``metadata`` (merged with what was there) and whether every block is done."""
+        meta = dict(self.attrs.get("metadata") or {}, **metadata)
+        self.group.attrs.update({"metadata": meta, "complete": bool(complete)})
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _check_identity(path: Path, attrs: dict, spec: dict) -> None:
+    if attrs.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a jaxmom sweep store")
+    want = json.loads(json.dumps({k: spec[k] for k in IDENTITY}))
+    differ = [k for k in IDENTITY if attrs.get(k) != want[k]]
+    if differ:
+        raise ValueError(
+            f"{str(path)!r} holds a sweep with other settings (differing: {', '.join(differ)}); "
+            "use another path, or delete the store to start over"
+        )
