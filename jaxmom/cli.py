@@ -237,7 +237,8 @@ def _sweep(args, parser) -> int:
             progress=not args.no_progress, out=args.out, record_every=args.record_every,
         )  # fmt: skip
     except (ValueError, RuntimeError, MemoryError) as e:
-        parser.error(str(e).replace("learning_rates", "--lrs").replace("betas=", "--betas="))
+        msg = str(e).replace("learning_rates", "--lrs").replace("record_every", "--record-every")
+        parser.error(msg.replace("betas", "--betas").replace("chunk_size", "--chunk-size"))
     except KeyboardInterrupt:
         where = (
             f"; the store {args.out} keeps every finished block: the same command resumes it"

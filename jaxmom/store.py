@@ -113,6 +113,8 @@ class Store:
             else:
                 group = zarr.open_group(path, mode="r+")
                 _check_identity(path, dict(group.attrs), spec)
+                if create and "status" not in group:  # killed while creating: nothing written
+                    group = cls._create(path, spec)
             if create:
                 for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
                     stale.unlink(missing_ok=True)
@@ -124,25 +126,26 @@ class Store:
 
     @staticmethod
     def _create(path: Path, spec: dict):
+        """The attributes first, the ``status`` array last: a store killed while being created
+        is recognised as this sweep's and created again."""
         import zarr
 
         n_points = int(np.prod([len(v) for v in spec["axes"].values()], dtype=np.int64))
         n_seeds = len(spec["seeds"])
         m, k = spec["block"]
-        group = zarr.open_group(path, mode="a")  # new: we hold the lock, no zarr.json
+        attrs = {key: spec[key] for key in (*IDENTITY, "block", "metadata")}
+        group = zarr.open_group(path, mode="a", attributes=dict(attrs, format=FORMAT))
         for name, (shape, dtype) in spec["outputs"].items():
             dt = np.dtype(dtype)
             group.create_array(
                 f"out/{name}", shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
-                dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0,
+                dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True,
                 dimension_names=("point", "seed", *(f"{name}_{i}" for i in range(len(shape)))),
             )  # fmt: skip
         group.create_array(
             "status", shape=(n_points, n_seeds), chunks=(m, k), dtype="i1", fill_value=-1,
-            dimension_names=("point", "seed"),
+            dimension_names=("point", "seed"), overwrite=True,
         )  # fmt: skip
-        attrs = {key: spec[key] for key in (*IDENTITY, "block", "metadata")}
-        group.attrs.update(dict(attrs, format=FORMAT, complete=False))
         return group
 
     def done(self) -> np.ndarray:

@@ -45,10 +45,19 @@ def test_nesterov_sweep_equals_single_runs():
     np.testing.assert_allclose(res.step_losses[0, 0, 0], ref.step_losses, rtol=1e-4)
 
 
-def test_chunks_give_the_same_numbers(small):
-    chunked = jaxmom.sweep(BETAS, LRS, SEEDS, epochs=EPOCHS, chunk_size=2, progress=False)
-    assert chunked.metadata["settings"]["chunk_runs"] == 1
+def test_chunks_give_the_same_numbers(small, tmp_path):
+    out = tmp_path / "chunked.zarr"
+    chunked = jaxmom.sweep(BETAS, LRS, SEEDS, epochs=EPOCHS, chunk_size=2, progress=False, out=out)
+    assert json.loads((out / "zarr.json").read_text())["attributes"]["block"] == [2, 1]
     np.testing.assert_allclose(chunked.step_losses, small.step_losses, rtol=1e-5)
+
+
+def test_fewer_recorded_steps_are_the_same_numbers(small):
+    sparse = jaxmom.sweep(BETAS, LRS, SEEDS, epochs=EPOCHS, progress=False, record_every=8)
+    np.testing.assert_array_equal(sparse.step_losses, small.step_losses[..., ::8])
+    none = jaxmom.sweep(BETAS, LRS, SEEDS, epochs=EPOCHS, progress=False, record_every=0)
+    assert "step_losses" not in none.outputs
+    np.testing.assert_array_equal(none.final_loss, small.epoch_losses[..., -1])
 
 
 def test_divergence_is_flagged_and_isolated():
@@ -61,44 +70,75 @@ def test_divergence_is_flagged_and_isolated():
     assert all(np.isfinite(r["final_loss"]) for r in res.best())
 
 
-def test_save_load_round_trip_without_pickle(small, tmp_path):
-    path = small.save(tmp_path / "s.npz")
-    with np.load(path, allow_pickle=False) as z:
-        assert json.loads(str(z["metadata"]))["format"] == "jaxmom.sweep/1"
+def test_save_load_round_trip(small, tmp_path):
+    path = small.save(tmp_path / "s.zarr")
     back = jaxmom.SweepResult.load(path)
     np.testing.assert_array_equal(back.step_losses, small.step_losses)
-    np.testing.assert_array_equal(back.betas, small.betas)
+    np.testing.assert_array_equal(back.axes["beta"], small.axes["beta"])
+    assert back.axes["beta"].tolist() == BETAS  # as given: 0.6, not 0.6000000238418579
     assert back.metadata["settings"] == small.metadata["settings"]
+    assert back.best(1)[0]["beta"] in BETAS
     rows = small.to_csv(tmp_path / "s.csv").read_text().splitlines()
     assert rows[0] == "beta,learning_rate,seed,final_loss,diverged" and len(rows) == 1 + 12
+    assert rows[1].startswith("0.0,0.01,0,")
     small.plot(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
+    assert oct((tmp_path / "s.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_files_of_jaxmom_0_1_still_load(small, tmp_path):
+    """The ``.npz`` that ``SweepResult.save`` wrote before the store (format jaxmom.sweep/1)."""
+    meta = {"format": "jaxmom.sweep/1", "settings": {"chunk_runs": 6}}
+    path = tmp_path / "old.npz"
+    np.savez(
+        path, betas=np.float32(BETAS), learning_rates=np.float32(LRS), seeds=np.int64(SEEDS),
+        step_losses=small.step_losses, epoch_losses=small.epoch_losses, done=np.ones(1, bool),
+        metadata=np.array(json.dumps(meta)),
+    )  # fmt: skip
+    old = jaxmom.SweepResult.load(path)
+    np.testing.assert_array_equal(old.step_losses, small.step_losses)
+    np.testing.assert_array_equal(old.final_loss, small.final_loss)
+    assert old.complete and not old.diverged.any()
 
 
 def test_corrupt_or_foreign_files_are_clear_errors(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match=r"junk\.npz is not a readable jaxmom sweep file"):
+    with pytest.raises(ValueError, match=r"junk\.npz' is not a jaxmom sweep") as e:
         jaxmom.SweepResult.load(junk)
+    assert "pickle" not in str(e.value)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, metadata=np.array(json.dumps({"format": "other"})))
-    with pytest.raises(ValueError, match="not a jaxmom sweep file"):
+    with pytest.raises(ValueError, match="not a jaxmom sweep"):
         jaxmom.SweepResult.load(foreign)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "zarr.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable jaxmom sweep store"):
+        jaxmom.SweepResult.load(folder)
 
 
 def test_resume_with_other_settings_is_an_error(tmp_path):
-    out = tmp_path / "s.npz"
+    out = tmp_path / "s.zarr"
     jaxmom.sweep([0.5], [0.01], [0], epochs=1, progress=False, out=out)
-    with pytest.raises(ValueError, match=r"other settings.*betas"):
+    with pytest.raises(ValueError, match=r"other settings.*axes"):
         jaxmom.sweep([0.6], [0.01], [0], epochs=1, progress=False, out=out)
+    with pytest.raises(ValueError, match=r"other settings.*settings"):
+        jaxmom.sweep([0.5], [0.01], [0], epochs=1, nesterov=True, progress=False, out=out)
 
 
 def test_resume_skips_finished_chunks(tmp_path):
-    out = tmp_path / "s.npz"
+    out = tmp_path / "s.zarr"
     first = jaxmom.sweep(BETAS, LRS, [0], epochs=1, chunk_size=2, progress=False, out=out)
     again = jaxmom.sweep(BETAS, LRS, [0], epochs=1, chunk_size=2, progress=False, out=out)
     np.testing.assert_array_equal(first.step_losses, again.step_losses)
-    assert again.metadata["complete"]
+    assert again.complete
 
 
 @pytest.mark.parametrize(
@@ -108,6 +148,10 @@ def test_resume_skips_finished_chunks(tmp_path):
         (dict(betas=[]), "betas must be a non-empty"),
         (dict(learning_rates=[0.01, -1.0]), "learning_rates=-1.0"),
         (dict(seeds=[0.5]), "seeds must be"),
+        (dict(seeds=[0, 2**32]), r"seeds must lie in \[0, 2\*\*32\)"),
+        (dict(seeds=[3, 3]), "seeds must be distinct"),
+        (dict(learning_rates=[1e-50]), "learning_rates must be finite and > 0"),
+        (dict(record_every=-1), "record_every=-1"),
         (dict(epochs=0), "epochs=0"),
         (dict(batch_size=0), "batch_size=0"),
         (dict(chunk_size=0), "chunk_size=0"),
@@ -136,6 +180,7 @@ def test_generic_grid_sweep_with_nesterov_on_a_quadratic():
     grid = {"beta": [0.0, 0.5, 0.9], "lr": [0.01, 0.1]}
     out = jaxmom.grid_sweep(train_fn, grid, seeds=[0, 1], chunk_size=4, progress=False)
     assert out["loss"].shape == (3, 2, 2, 20)
+    assert out.diverged.shape == (3, 2, 2) and not out.diverged.any()
     for i, b in enumerate(grid["beta"]):
         for j, lr in enumerate(grid["lr"]):
             for k, s in enumerate([0, 1]):
@@ -155,7 +200,7 @@ def _jaxmom(args, env=None, **kw):
 
 
 def test_four_host_devices_give_the_same_numbers(small, tmp_path):
-    out = tmp_path / "four.npz"
+    out = tmp_path / "four.zarr"
     args = ["sweep", "--betas", "0,0.6,0.9", "--lrs", "0.01,0.05", "--seeds", "4", "--epochs",
             str(EPOCHS), "--devices", "4", "--no-progress", "--out", str(out)]  # fmt: skip
     proc = _jaxmom(args)
@@ -163,50 +208,106 @@ def test_four_host_devices_give_the_same_numbers(small, tmp_path):
     assert proc.returncode == 0, stderr
     assert "4 cpu device(s)" in stdout
     four = jaxmom.SweepResult.load(out)
-    assert four.metadata["settings"]["n_devices"] == 4
     np.testing.assert_allclose(four.step_losses[:, :, SEEDS], small.step_losses, rtol=1e-5)
 
 
-def test_killed_sweep_resumes_to_the_same_bits(tmp_path):
-    common = ["sweep", "--betas", "0:0.99:200", "--seeds", "1", "--epochs", "1",
-              "--chunk-size", "1", "--devices", "1", "--no-progress"]  # fmt: skip
-    whole = tmp_path / "whole.npz"
-    proc = _jaxmom([*common, "--out", str(whole)])
+def test_killed_at_random_moments_resumes_on_other_device_counts_to_the_same_bits(tmp_path):
+    """Killed three times (SIGKILL, at random moments: in a chunk or a write), on 2 devices and
+    then 3, and finished on 1: the same bits as one uninterrupted run on 1 device."""
+    common = ["sweep", "--betas", "0:0.99:240", "--lrs", "0.01,0.1", "--seeds", "2",
+              "--epochs", "1", "--no-progress"]  # fmt: skip
+    whole = tmp_path / "whole.zarr"
+    proc = _jaxmom([*common, "--chunk-size", "16", "--devices", "1", "--out", str(whole)])
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
-    killed = tmp_path / "killed.npz"
-    proc = _jaxmom([*common, "--out", str(killed)])
-    deadline = time.time() + 300
-    while not killed.exists() and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed = tmp_path / "killed.zarr"
+    rng = np.random.default_rng(0)
+    for devices in (2, 3, 3):  # per-device block 16 whatever the count: 32 = 2 x 16, 48 = 3 x 16
+        args = [*common, "--chunk-size", str(16 * devices), "--devices", str(devices)]
+        proc = _jaxmom([*args, "--out", str(killed)])
+        deadline = time.time() + 300
+        while not (killed / "status").exists() and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     partial = jaxmom.SweepResult.load(killed)
-    assert not partial.metadata["complete"], "the sweep finished before the kill"
+    assert not partial.complete, "the sweep finished before the kills"
+    assert not partial.diverged.any()  # runs not yet done are not counted as diverged
+    assert np.isnan(partial.final_loss[~partial.done]).all()
 
-    proc = _jaxmom([*common, "--out", str(killed)])
+    proc = _jaxmom([*common, "--chunk-size", "16", "--devices", "1", "--out", str(killed)])
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
     a, b = jaxmom.SweepResult.load(whole), jaxmom.SweepResult.load(killed)
-    assert b.metadata["complete"]
-    assert not list(tmp_path.glob("*.tmp"))  # a temporary file of the killed save is gone
-    np.testing.assert_array_equal(a.step_losses, b.step_losses)
-    np.testing.assert_array_equal(a.epoch_losses, b.epoch_losses)
+    assert b.complete
+    assert not list(killed.rglob("*.partial"))  # a temporary file of a killed write is gone
+    for name in a.outputs:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_two_processes_store_the_single_process_bits(tmp_path):
+    """Two processes on 127.0.0.1, one CPU device each, each writing its own blocks to one
+    store, against one process with two devices: bit for bit."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = ["sweep", "--betas", "0:0.99:40", "--lrs", "0.01,0.1", "--seeds", "3", "--epochs",
+              "1", "--chunk-size", "8", "--no-progress"]  # fmt: skip
+    multi = tmp_path / "multi.zarr"
+    procs = [
+        _jaxmom([*common, "--devices", "1", "--out", str(multi), "--distributed",
+                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                 "--process-id", str(i)])  # fmt: skip
+        for i in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    single = tmp_path / "single.zarr"
+    proc = _jaxmom([*common, "--devices", "2", "--out", str(single)])
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    a, b = jaxmom.SweepResult.load(single), jaxmom.SweepResult.load(multi)
+    assert b.metadata["processes"] == 2 and b.complete
+    for name in a.outputs:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
+    out = tmp_path / "s.zarr"
+    proc = _jaxmom(["sweep", "--betas", "0:0.99:4000", "--seeds", "2", "--chunk-size", "64",
+                    "--devices", "1", "--no-progress", "--out", str(out)])  # fmt: skip
+    deadline = time.time() + 300
+    while not (out / "status" / "c").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "the same command resumes it" in stderr
+    assert not jaxmom.SweepResult.load(out).complete
 
 
 @pytest.mark.parametrize(
     "argv, match",
     [
         (["sweep", "--betas", "0:1"], "START:STOP:NUM"),
-        (["sweep", "--betas", "0:1.5:3"], "betas must be finite and in"),
+        (["sweep", "--betas", "0:1.5:3"], "--betas must be finite and in"),
         (["sweep", "--lrs", "0.01,abc"], "comma-separated list"),
-        (["sweep", "--lrs", "-0.1"], "learning_rates must be finite and > 0"),
+        (["sweep", "--lrs", "-0.1"], "--lrs must be finite and > 0, got --lrs=-0.1"),
+        (["sweep", "--lrs", "1e-50"], "--lrs must be finite and > 0"),
         (["sweep", "--seeds", "0"], "expected a positive integer, got '0'"),
         (["sweep", "--chunk-size", "-3"], "expected a positive integer"),
         (["sweep", "--bogus"], "unrecognized arguments"),
+        (["sweep", "--csv", "/no/such/folder/x.csv"], "--csv '/no/such/folder/x.csv': folder"),
+        (["sweep", "--plot", "/no/such/folder/x.png"], "--plot"),
+        (["sweep", "--out", "/no/such/folder/s.zarr"], "--out '/no/such/folder/s.zarr'"),
+        (["sweep", "--distributed", "--process-id", "0"], "give all of --coordinator"),
+        (["sweep", "--record-every", "-2"], "expected an integer >= 0"),
+        (["bench", "--out", "/no/such/folder/b.json"], "--out '/no/such/folder/b.json'"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message(argv, match, capsys):
     with pytest.raises(SystemExit) as e:
-        cli_main([*argv, "--no-progress"] if argv[-1] != "--bogus" else argv)
+        cli_main([*argv, "--no-progress"] if argv[0] == "sweep" and argv[-1] != "--bogus" else argv)
     assert e.value.code == 2
     assert match in capsys.readouterr().err
