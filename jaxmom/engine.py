@@ -394,7 +394,8 @@ def _check_grid(grid) -> dict[str, np.ndarray]:
             )
         if arr.dtype.kind not in "iuf":
             raise ValueError(f"grid[{name!r}] must hold numbers (int or float), got {arr.dtype}")
-        cast = np.asarray(jnp.asarray(arr))
+        with np.errstate(over="ignore", under="ignore"):
+            cast = arr.astype(jax.dtypes.canonicalize_dtype(arr.dtype))
         lost = (np.isfinite(arr) & ~np.isfinite(cast)) | ((arr != 0) & (cast == 0))
         if arr.dtype.kind in "iu":
             lost |= cast.astype(np.int64) != arr
