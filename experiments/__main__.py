@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,14 @@ def write_report(out: Path, results: dict[str, dict], seconds: dict[str, float])
     return path
 
 
+def _record_seconds(out: Path, name: str, seconds: float) -> None:
+    """Adds the run's time to ``out/<name>.json``, so a later ``--only`` run can report it."""
+    path = out / f"{name}.json"
+    result = json.loads(path.read_text())
+    result["seconds"] = seconds
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
@@ -77,12 +86,18 @@ def main(argv=None) -> int:
             args.out, quick=args.quick
         )
         seconds[name] = time.perf_counter() - t0
+        _record_seconds(args.out, name, seconds[name])
         passed = sum(c["passed"] for c in results[name]["claims"])
         print(
             f"[{i}/{len(names)}] {name}: {passed}/{len(results[name]['claims'])} claims pass "
             f"({seconds[name]:.1f} s)",
             flush=True,
         )
+    for name in EXPERIMENTS:  # --only: keep the others' parts of the report as they were
+        if name not in results and (args.out / f"{name}.json").exists():
+            results[name] = json.loads((args.out / f"{name}.json").read_text())
+            seconds[name] = results[name].get("seconds", float("nan"))
+    results = {n: results[n] for n in EXPERIMENTS if n in results}
     report = write_report(args.out, results, seconds)
     print(f"wrote {report}")
     return 0 if all(c["passed"] for r in results.values() for c in r["claims"]) else 1

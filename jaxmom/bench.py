@@ -472,13 +472,10 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
 
 
 def write(report: dict, path: str | os.PathLike) -> Path:
-    """Writes the report as JSON (atomically: a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    """Writes the report as JSON, atomically."""
+    from jaxmom._paths import write_text
+
+    return write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 def load(path: str | os.PathLike) -> dict:

@@ -72,14 +72,16 @@ def heatmap(res, ax=None, metric: str = "final_loss"):
     with np.errstate(all="ignore"):
         z = np.log10(np.median(value, axis=-1)).T  # [axis 1, axis 0]
     xs, ys = res.axes[names[0]], res.axes[names[1]]
-    xlog, ylog = _is_log(xs), _is_log(ys)
+    xlog = _is_log(xs)
     ax.set_facecolor("0.85")
+    rows = np.arange(len(ys) + 1) - 0.5  # one row per value of the second axis
     mesh = ax.pcolormesh(
-        _edges(xs, xlog), _edges(ys, ylog), np.ma.masked_invalid(z), cmap="viridis", shading="flat"
+        _edges(xs, xlog), rows, np.ma.masked_invalid(z), cmap="viridis", shading="flat"
     )
+    step = max(1, len(ys) // 12)
+    ax.set_yticks(range(0, len(ys), step), [f"{v:g}" for v in ys[::step]])
     ax.set(xlabel=_label(names[0]), ylabel=_label(names[1]), title=f"log10 median {metric}")
     ax.set_xscale("log" if xlog else "linear")
-    ax.set_yscale("log" if ylog else "linear")
     ax.figure.colorbar(mesh, ax=ax, label=f"log10 {metric} (grey: diverged)")
     return ax
 

@@ -5,6 +5,17 @@ This is the project's only training loop. :func:`train` runs it jit-compiled for
 
 Public pieces, for users who write their own loop: :func:`mse_loss`, :func:`train_step`,
 :func:`train_scan` (all pure, traceable under ``jit``/``vmap``) and :func:`seed_inputs`.
+
+Why :func:`train` traces ``opt.update`` to a jaxpr. ``train(opt)`` takes an optimizer as users
+build it (``sgd_momentum(lr, beta)``) and promises that new values of beta or the learning
+rate, given as arrays, reuse the compiled program. An optax transformation is a pair of
+closures, so ``jit`` cannot see the arrays they capture. What optax users already know gives
+the same guarantee only if the caller builds the optimizer differently: hyperparameters as
+arguments of a pure train function (PureJaxRL's way, and :func:`jaxmom.grid_sweep`'s, where
+the sweeps live) or ``optax.inject_hyperparams`` (the values move into the state). Tracing
+``update`` once turns its captured arrays into inputs of one program shared by every optimizer
+built alike, with nothing asked of the caller; Python floats stay constants. The price is two
+small caches: compiled runs by the jaxpr's text, and the tracing by optimizer object.
 """
 
 from __future__ import annotations

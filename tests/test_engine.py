@@ -32,7 +32,10 @@ def logistic(hp, key, data):
         value, g = jax.value_and_grad(loss)(w)
         u, s2 = opt.update(g, s, w)
         keep = t < hp["steps"]
-        return (jnp.where(keep, w + u, w), jax.tree.map(lambda a, b: jnp.where(keep, a, b), s2, s)), value
+        return (
+            jnp.where(keep, w + u, w),
+            jax.tree.map(lambda a, b: jnp.where(keep, a, b), s2, s),
+        ), value
 
     (w, _), losses = jax.lax.scan(step, (w, opt.init(w)), jnp.arange(12))
     return {"loss": losses, "final": {"w": w, "loss": loss(w)}}

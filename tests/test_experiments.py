@@ -36,3 +36,12 @@ def test_unknown_experiment_is_an_error(capsys):
         main(["--only", "nope"])
     assert e.value.code == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_only_one_experiment_keeps_the_others_in_the_report(results):
+    before = (results / "REPORT.md").read_text()
+    main(["--out", str(results), "--quick", "--only", "terminal_velocity"])
+    after = (results / "REPORT.md").read_text()
+    for name in EXPERIMENTS:
+        assert f"`python -m experiments.{name}`" in after
+    assert after.count("| 5.") == before.count("| 5.")  # every claim's row is still there

@@ -257,9 +257,22 @@ def test_two_processes_store_the_single_process_bits(tmp_path):
               "1", "--chunk-size", "8", "--no-progress"]  # fmt: skip
     multi = tmp_path / "multi.zarr"
     procs = [
-        _jaxmom([*common, "--devices", "1", "--out", str(multi), "--distributed",
-                 "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                 "--process-id", str(i)])  # fmt: skip
+        _jaxmom(
+            [
+                *common,
+                "--devices",
+                "1",
+                "--out",
+                str(multi),
+                "--distributed",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ]
+        )  # fmt: skip
         for i in range(2)
     ]
     for p in procs:
