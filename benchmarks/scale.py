@@ -44,7 +44,8 @@ def one(runs: int, record_every: int, out: str | None) -> dict:
         "writer_busy_seconds": meta.get("writer_busy_seconds", 0.0),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "store_bytes": size, "diverged": int(res.diverged.sum()),
-        "model_steps_per_second": res.diverged.size * meta["settings"]["steps"] / meta["wall_seconds"],
+        "model_steps_per_second":
+            res.diverged.size * meta["settings"]["steps"] / meta["wall_seconds"],
     }  # fmt: skip
 
 

@@ -256,23 +256,11 @@ def test_two_processes_store_the_single_process_bits(tmp_path):
     common = ["sweep", "--betas", "0:0.99:40", "--lrs", "0.01,0.1", "--seeds", "3", "--epochs",
               "1", "--chunk-size", "8", "--no-progress"]  # fmt: skip
     multi = tmp_path / "multi.zarr"
+    distributed = ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
     procs = [
         _jaxmom(
-            [
-                *common,
-                "--devices",
-                "1",
-                "--out",
-                str(multi),
-                "--distributed",
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ]
-        )  # fmt: skip
+            [*common, "--devices", "1", "--out", str(multi), *distributed, "--process-id", str(i)]
+        )
         for i in range(2)
     ]
     for p in procs:
