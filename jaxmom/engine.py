@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +30,17 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmom._checks import check_positive_int
+from jaxmom._sweep_checks import (
+    _available_memory,
+    _check_finite_names,
+    _check_grid,
+    _check_seeds,
+    _check_settings,
+    _check_size,
+    _gb,
+    _named,
+    _output_shapes,
+)
 from jaxmom.result import SweepResult
 from jaxmom.store import Store, check_store_path
 
@@ -300,12 +309,6 @@ def _program(train_fn, has_data: bool, names: tuple[str, ...], check: tuple[str,
     return jax.vmap(block, in_axes=(0, 0, None))
 
 
-def _named(tree) -> dict[str, jax.Array]:
-    """A pytree of arrays as ``{"a/b/0": leaf}``, by key path (a bare array is ``"output"``)."""
-    leaves = jax.tree_util.tree_leaves_with_path(tree)
-    return {jax.tree_util.keystr(p, simple=True, separator="/") or "output": v for p, v in leaves}
-
-
 def _inputs(call, axes, seeds, grid_shape, block):
     """Host arrays for the blocks of a call: ``{axis: [D, m]}`` values and ``[D, k]`` seeds.
     The edge blocks repeat their last point or seed; those runs are never stored."""
@@ -370,142 +373,6 @@ def _bar(progress, total, initial):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="run", desc="sweep", smoothing=0.1)
-
-
-# -- checks, before any compute ----------------------------------------------------------------
-
-
-def _check_grid(grid) -> dict[str, np.ndarray]:
-    if not isinstance(grid, Mapping):
-        raise TypeError(f"grid must be a dict of axis name -> values, got {type(grid).__name__}")
-    axes = {}
-    for name, values in grid.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"grid axis names must be non-empty strings, got {name!r}")
-        arr = np.asarray(values)
-        if arr.ndim != 1 or arr.size == 0:
-            raise ValueError(
-                f"grid[{name!r}] must be a non-empty 1-D sequence, got shape {arr.shape}"
-            )
-        if arr.dtype.kind == "b":
-            raise ValueError(
-                f"grid[{name!r}] holds bools, which must be static: run one sweep per value with "
-                f"{name} bound in train_fn (e.g. functools.partial(train_fn, {name}=True))"
-            )
-        if arr.dtype.kind not in "iuf":
-            raise ValueError(f"grid[{name!r}] must hold numbers (int or float), got {arr.dtype}")
-        with np.errstate(over="ignore", under="ignore"):
-            cast = arr.astype(jax.dtypes.canonicalize_dtype(arr.dtype))
-        lost = (np.isfinite(arr) & ~np.isfinite(cast)) | ((arr != 0) & (cast == 0))
-        if arr.dtype.kind in "iu":
-            lost |= cast.astype(np.int64) != arr
-        if lost.any():
-            raise ValueError(
-                f"grid[{name!r}] value {arr[lost][0].item()!r} does not fit {cast.dtype}, the "
-                "dtype it runs in (enable jax_enable_x64 for 64-bit values)"
-            )
-        axes[name] = arr
-    return axes
-
-
-def _check_seeds(seeds) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(seeds))
-    if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
-        raise ValueError(f"seeds must be a non-empty 1-D sequence of integers, got {seeds!r}")
-    arr = arr.astype(np.int64)
-    if arr.min() < 0 or arr.max() >= 2**32:
-        bad = arr[(arr < 0) | (arr >= 2**32)][0]
-        raise ValueError(f"seeds must lie in [0, 2**32) (jax.random.key's range), got {bad}")
-    if len(np.unique(arr)) != len(arr):
-        raise ValueError(f"seeds must be distinct, got {arr.tolist()[:20]}")
-    return arr
-
-
-def _check_settings(settings):
-    if settings is None:
-        return None
-    try:
-        return json.loads(json.dumps(dict(settings)))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"settings must be a JSON-able dict: {e}") from e
-
-
-def _output_shapes(train_fn, hp_dtypes, data, has_data) -> dict[str, jax.ShapeDtypeStruct]:
-    """The shape of one run's outputs, traced (no compute); a clear error if they are not
-    arrays or ``train_fn`` does not take its arguments."""
-    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    args = (hp, key, data) if has_data else (hp, key)
-    try:
-        tree = jax.eval_shape(train_fn, *args)
-    except TypeError as e:
-        call = "train_fn(hparams, key, data)" if has_data else "train_fn(hparams, key)"
-        raise TypeError(f"{call} failed: {e}") from e
-    bad = [x for x in jax.tree.leaves(tree) if not isinstance(x, jax.ShapeDtypeStruct)]
-    if bad or not jax.tree.leaves(tree):
-        raise TypeError(f"train_fn must return a pytree of arrays, got {tree!r}")
-    shapes = _named(tree)
-    return {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
-
-
-def _storage_dtype(dtype) -> np.dtype:
-    """float16/bfloat16 outputs are kept as float32 (zarr and NumPy know it everywhere)."""
-    dtype = np.dtype(dtype)
-    return (
-        np.dtype(np.float32)
-        if dtype.kind not in "biufc" or (dtype.itemsize < 4 and dtype.kind == "f")
-        else dtype
-    )
-
-
-def _check_finite_names(check_finite, shapes) -> tuple[str, ...]:
-    if check_finite is None:
-        return tuple(k for k, s in shapes.items() if s.dtype.kind in "fc")
-    names = (check_finite,) if isinstance(check_finite, str) else tuple(check_finite)
-    unknown = [n for n in names if n not in shapes]
-    if unknown:
-        raise ValueError(
-            f"check_finite names {unknown[0]!r}, not an output of train_fn ({list(shapes)})"
-        )
-    return names
-
-
-def _check_size(n_runs: int, shapes, path) -> None:
-    per_run = 1 + sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in shapes.values())
-    total = n_runs * per_run
-    advice = (
-        "record fewer values per run (every k-th step, or epoch losses only) or sweep fewer runs"
-    )
-    if path is None:
-        avail = _available_memory()
-        if avail and total > 0.75 * avail:
-            raise MemoryError(
-                f"the results of {n_runs:,} runs take {_gb(total)}, more than this machine's "
-                f"{_gb(avail)} of free memory can hold: pass out=PATH to keep them on disk, "
-                f"or {advice}"
-            )
-    else:
-        free = shutil.disk_usage(path.absolute().parent).free
-        if total > free:
-            raise ValueError(
-                f"the results of {n_runs:,} runs take up to {_gb(total)}, the disk under "
-                f"{str(path)!r} has {_gb(free)} free: {advice}"
-            )
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _gb(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
 
 
 def _fingerprint(data) -> str | None:
