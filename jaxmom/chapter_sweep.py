@@ -82,8 +82,8 @@ def sweep(
       ``[..., steps / record_every]``. Runs that diverge keep their non-finite losses and are
       flagged in ``diverged``; they do not affect any other run.
     """
-    betas = _as_axis(betas, "betas", check_beta)
-    learning_rates = _as_axis(learning_rates, "learning_rates", check_learning_rate)
+    betas = as_axis(betas, "betas", check_beta)
+    learning_rates = as_axis(learning_rates, "learning_rates", check_learning_rate)
     epochs = check_positive_int(epochs, "epochs")
     record_every = check_positive_int(record_every, "record_every", minimum=0)
     x, y = check_data(make_dataset() if data is None else data)
@@ -104,7 +104,9 @@ def sweep(
     )  # fmt: skip
 
 
-def _as_axis(values, name: str, check) -> np.ndarray:
+def as_axis(values, name: str, check) -> np.ndarray:
+    """``values`` as a float64 axis, checked by ``check`` as given and in float32, the dtype the
+    runs use; errors name the axis ``name`` (the CLI passes its flag)."""
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")

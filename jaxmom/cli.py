@@ -224,6 +224,14 @@ def _distributed(args, parser) -> None:
 
 def _sweep(args, parser) -> int:
     _check_paths(parser, out=args.out, csv=args.csv, plot=args.plot)
+    from jaxmom._checks import check_beta, check_learning_rate
+    from jaxmom.chapter_sweep import as_axis
+
+    try:  # the flags, by the names the user typed, before JAX starts
+        as_axis(args.betas, "--betas", check_beta)
+        as_axis(args.lrs, "--lrs", check_learning_rate)
+    except ValueError as e:
+        parser.error(str(e))
     setup_devices(args.devices)
     import jax
 
@@ -237,8 +245,7 @@ def _sweep(args, parser) -> int:
             progress=not args.no_progress, out=args.out, record_every=args.record_every,
         )  # fmt: skip
     except (ValueError, RuntimeError, MemoryError) as e:
-        msg = str(e).replace("learning_rates", "--lrs").replace("record_every", "--record-every")
-        parser.error(msg.replace("betas", "--betas").replace("chunk_size", "--chunk-size"))
+        parser.error(str(e))
     except KeyboardInterrupt:
         where = (
             f"; the store {args.out} keeps every finished block: the same command resumes it"

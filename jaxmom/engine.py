@@ -107,7 +107,7 @@ def grid_sweep(
     path = None if out is None else check_store_path(out)
     settings = _check_settings(settings)
     has_data = data is not None
-    hp_dtypes = {k: jnp.asarray(v[:1]).dtype for k, v in axes.items()}
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in axes.items()}
     shapes = _output_shapes(train_fn, hp_dtypes, data, has_data)
     check = _check_finite_names(check_finite, shapes)
     grid_shape = tuple(len(v) for v in axes.values())
@@ -146,7 +146,7 @@ def grid_sweep(
                 for k, s in shapes.items()
             }
             results["diverged"] = np.zeros((n_points, n_seeds), bool)
-        program = _program(train_fn, has_data, tuple(shapes), check, _options_key(compiler_options))
+        program = _program(train_fn, has_data, tuple(shapes), check)
         t0 = time.perf_counter()
         waited, busy = _run(
             program,
@@ -283,7 +283,7 @@ def _host_blocks(out: dict, call: list, gather: bool):
 
 
 @functools.lru_cache(maxsize=32)
-def _program(train_fn, has_data: bool, names: tuple[str, ...], check: tuple[str, ...], _options):
+def _program(train_fn, has_data: bool, names: tuple[str, ...], check: tuple[str, ...]):
     """``(hp {axis: [D, m]}, seeds [D, k], data) -> {name: [D, m, k, ...]}``, with
     ``"diverged"`` ``[D, m, k]``."""
 
@@ -317,7 +317,7 @@ def _inputs(call, axes, seeds, grid_shape, block):
     points = np.minimum(q[:, None] * m + np.arange(m), max(1, int(np.prod(grid_shape))) - 1)
     idx = np.unravel_index(points, grid_shape) if grid_shape else ()
     hp = {
-        name: v[i].astype(jnp.asarray(v[:1]).dtype)
+        name: v[i].astype(jax.dtypes.canonicalize_dtype(v.dtype))
         for (name, v), i in zip(axes.items(), idx, strict=True)
     }
     keys = seeds[np.minimum(g[:, None] * k + np.arange(k), len(seeds) - 1)].astype(np.uint32)
@@ -361,10 +361,6 @@ _COMPILED: dict = {}
 def _avals(args):
     leaves, tree = jax.tree.flatten(args)
     return tree, tuple((a.shape, str(a.dtype), str(getattr(a, "sharding", None))) for a in leaves)
-
-
-def _options_key(options):
-    return None if options is None else tuple(sorted(dict(options).items()))
 
 
 def _bar(progress, total, initial):
