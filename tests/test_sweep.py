@@ -14,6 +14,7 @@ import optax
 import pytest
 
 import jaxmom
+from jaxmom._paths import _umask
 from jaxmom.cli import main as cli_main
 
 BETAS = [0.0, 0.6, 0.9]
@@ -84,12 +85,6 @@ def test_save_load_round_trip(small, tmp_path):
     small.plot(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
     assert oct((tmp_path / "s.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_files_of_jaxmom_0_1_still_load(small, tmp_path):
