@@ -2,44 +2,102 @@
 
 Only concrete values can be checked: a value traced under ``jit``/``vmap`` (or a schedule, a
 callable) is passed through unchecked, since its value is not known when the check runs.
+Concrete values are checked in the dtype they will run in (float32 unless ``jax_enable_x64``
+is on or the value is an array of another floating dtype), so ``1e-50`` is not accepted only to
+train at 0.0, nor ``1e39`` to train at inf.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
-def concrete(value) -> np.ndarray | None:
-    """``value`` as a NumPy array, or ``None`` if it is traced or callable."""
+def run_dtype(arr: np.ndarray) -> np.dtype:
+    """The floating dtype JAX computes ``arr`` in: its own if floating, else the default float."""
+    if jnp.issubdtype(arr.dtype, jnp.floating):
+        return jax.dtypes.canonicalize_dtype(arr.dtype)
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def concrete(value, name: str, *, scalar: bool = True) -> np.ndarray | None:
+    """``value`` in float64 after a round trip through the dtype it runs in, or ``None`` if it is
+    traced or callable (a schedule).
+
+    Raises ``TypeError`` naming ``name`` for what is not a number (``None``, a string, a bool, a
+    list where a scalar is expected), and ``ValueError`` for a value that the cast to its run
+    dtype turns into 0 or inf.
+    """
     if callable(value) or isinstance(value, jax.core.Tracer):
         return None
+    what = "a number, a scalar array or a schedule step -> value" if scalar else "numbers"
+    if (
+        value is None
+        or isinstance(value, str | bytes | bool | np.bool_)
+        or (scalar and not isinstance(value, numbers.Real | np.ndarray | jax.Array))
+    ):
+        raise TypeError(f"{name} must be {what}, got {name}={value!r} ({type(value).__name__})")
     try:
-        return np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"expected a number or an array of numbers, got {value!r}") from e
+        raise TypeError(f"{name} must be {what}, got {name}={value!r}") from e
+    if arr.dtype.kind not in "iuf" and not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(f"{name} must be {what}, got {name}={value!r} (dtype {arr.dtype})")
+    if scalar and arr.ndim != 0:
+        raise TypeError(f"{name} must be a scalar, got {name} of shape {arr.shape}")
+    given = arr.astype(np.float64)
+    dtype = run_dtype(arr)
+    with np.errstate(over="ignore", under="ignore"):
+        cast = given.astype(dtype).astype(np.float64)
+    lost = np.isfinite(given) & ((~np.isfinite(cast)) | ((given != 0) & (cast == 0)))
+    if lost.any():
+        shown = given[lost].ravel()[0].item()
+        raise ValueError(
+            f"{name}={shown!r} does not fit {np.dtype(dtype).name}, the dtype it runs in (it "
+            f"becomes {cast[lost].ravel()[0].item()!r}); enable jax_enable_x64 for float64"
+        )
+    return cast
 
 
-def check_beta(beta, name: str = "beta") -> None:
-    """Raises ``ValueError`` unless every concrete value of ``beta`` is finite and in [0, 1]."""
-    arr = concrete(beta)
+def _first(arr: np.ndarray, bad: np.ndarray):
+    return arr[bad].ravel()[0].item()
+
+
+def check_beta(beta, name: str = "beta", *, scalar: bool = True) -> None:
+    """Raises unless every concrete value of ``beta`` is a finite number in [0, 1]."""
+    arr = concrete(beta, name, scalar=scalar)
     if arr is None:
         return
     bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
     if np.any(bad):
-        shown = arr[bad].ravel()[0].item()
-        raise ValueError(f"{name} must be finite and in [0, 1], got {name}={shown!r}")
+        raise ValueError(f"{name} must be finite and in [0, 1], got {name}={_first(arr, bad)!r}")
 
 
-def check_learning_rate(learning_rate, name: str = "learning_rate") -> None:
-    """Raises ``ValueError`` unless every concrete value is finite and > 0."""
-    arr = concrete(learning_rate)
+def check_learning_rate(learning_rate, name: str = "learning_rate", *, scalar: bool = True):
+    """Raises unless every concrete value is a finite number >= 0.
+
+    0 is legal (warmup schedules start there). A negative rate is refused, as torch refuses it:
+    momentum with a negative rate ascends, which is better said with ``optax.scale(-1)``.
+    """
+    arr = concrete(learning_rate, name, scalar=scalar)
     if arr is None:
         return
-    bad = ~np.isfinite(arr) | (arr <= 0.0)
+    bad = ~np.isfinite(arr) | (arr < 0.0)
     if np.any(bad):
-        shown = arr[bad].ravel()[0].item()
-        raise ValueError(f"{name} must be finite and > 0, got {name}={shown!r}")
+        raise ValueError(
+            f"{name} must be finite and >= 0, got {name}={_first(arr, bad)!r} (to ascend, "
+            "chain optax.scale(-1.0) or negate the loss)"
+        )
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a ``bool``; ``TypeError`` naming it otherwise (``nesterov="no"`` is true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {name}={value!r}")
+    return bool(value)
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:

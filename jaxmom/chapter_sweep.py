@@ -64,7 +64,7 @@ def sweep(
     ``train(sgd_momentum(lr_j, beta_i, nesterov=nesterov), seed=seed_k, ...)``.
 
     Args:
-      betas, learning_rates: the grid's axes (beta in [0, 1]; learning rates finite and > 0).
+      betas, learning_rates: the grid's axes (beta in [0, 1]; learning rates finite and >= 0).
       seeds: distinct integer seeds in [0, 2**32); see :func:`jaxmom.seed_inputs`.
       epochs, batch_size: as in :func:`jaxmom.train`.
       nesterov: Nesterov momentum.
@@ -105,11 +105,10 @@ def sweep(
 
 
 def as_axis(values, name: str, check) -> np.ndarray:
-    """``values`` as a float64 axis, checked by ``check`` as given and in float32, the dtype the
+    """``values`` as a float64 axis, each value checked by ``check`` in float32, the dtype the
     runs use; errors name the axis ``name`` (the CLI passes its flag)."""
     arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
-    check(arr, name)
-    check(arr.astype(np.float32), name)  # the dtype the runs use
+    check(arr, name, scalar=False)
     return arr

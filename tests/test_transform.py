@@ -70,8 +70,8 @@ def _check_against_optax(shapes, beta, lr, nesterov, dtype, seed):
 
 hparams = dict(
     shapes=shapes_st,
-    beta=st.floats(0.0, 0.999),
-    lr=st.floats(1e-4, 0.5),
+    beta=st.floats(0.0, float(np.float32(0.999)), width=32),  # values as they run in float32
+    lr=st.floats(float(np.float32(1e-4)), 0.5, width=32),
     nesterov=st.booleans(),
     seed=st.integers(0, 2**16),
 )
@@ -269,9 +269,9 @@ def test_none_leaves_empty_trees_and_accumulator_dtype_as_optax():
     assert u == {}
 
 
-@pytest.mark.parametrize("beta", [-0.1, 1.5, float("nan"), float("inf"), np.array([0.5, 2.0])])
+@pytest.mark.parametrize("beta", [-0.1, 1.5, float("nan"), float("inf"), np.float32(2.0)])
 def test_bad_beta_raises_with_value(beta):
-    shown = "2.0" if np.ndim(beta) else repr(float(beta))
+    shown = repr(float(beta))
     for make in (
         jaxmom.momentum,
         lambda b: jaxmom.sgd_momentum(0.1, b),
@@ -281,7 +281,7 @@ def test_bad_beta_raises_with_value(beta):
             make(beta)
 
 
-@pytest.mark.parametrize("lr", [0.0, -0.01, float("nan"), float("inf")])
+@pytest.mark.parametrize("lr", [-0.01, float("nan"), float("inf")])
 def test_bad_learning_rate_raises_with_value(lr):
     for make in (jaxmom.sgd_momentum, jaxmom.heavy_ball):
         with pytest.raises(ValueError, match=rf"learning_rate={float(lr)!r}"):
@@ -292,3 +292,5 @@ def test_boundary_values_are_accepted():
     jaxmom.momentum(0.0)
     jaxmom.momentum(1.0)  # the frictionless bowl: allowed, never converges
     jaxmom.sgd_momentum(1e-8, 1.0)
+    jaxmom.sgd_momentum(0.0, 0.9)  # warmup schedules start at 0
+    jaxmom.heavy_ball(0.0, 0.9)
