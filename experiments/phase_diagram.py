@@ -39,7 +39,7 @@ def _converged(ah, beta) -> np.ndarray:
 
 def run(out: Path, quick: bool = False) -> dict:
     n = 100 if quick else 400
-    ah = np.linspace(0.0, 4.2, n)
+    ah = np.linspace(4.2 / n, 4.2, n)  # alpha > 0
     bb = np.linspace(0.0, 1.0, n)
     AH, BB = np.meshgrid(ah, bb)
     rho = np.asarray(theory.spectral_radius(AH, BB, 1.0))

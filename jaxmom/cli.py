@@ -76,7 +76,10 @@ def _add_devices(sub: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from jaxmom import __version__
+
     parser = argparse.ArgumentParser(prog="jaxmom", description="Heavy-ball momentum in JAX.")
+    parser.add_argument("--version", action="version", version=f"jaxmom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="train the chapter's MLP over a (beta, lr, seed) grid")
     sw.add_argument(
@@ -87,9 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--lrs", type=_float_list, default=[0.01], help="learning rates (default 0.01)")
     sw.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds, 0..N-1")
-    sw.add_argument("--epochs", type=_positive_int, default=12)
-    sw.add_argument("--batch-size", type=_positive_int, default=32)
-    sw.add_argument("--nesterov", action="store_true")
+    sw.add_argument("--epochs", type=_positive_int, default=12, help="epochs a run (default 12)")
+    sw.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="examples a step (default 32)"
+    )
+    sw.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     sw.add_argument("--chunk-size", type=_positive_int, default=None, help="runs per compiled call")
     sw.add_argument(
         "--record-every",
@@ -102,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "the same command again resumes it"
     )  # fmt: skip
     sw.add_argument("--csv", default=None, help="FILE.csv: one row per run")
-    sw.add_argument("--plot", default=None, help="FILE.png: final loss, heatmap, curves")
+    sw.add_argument(
+        "--plot", default=None, help="FILE.png: final loss, heatmap, curves (.png is added)"
+    )
     _add_devices(sw)
     sw.add_argument(
         "--distributed",
@@ -115,13 +122,17 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument(
         "--process-id", type=_nonnegative_int, default=None, help="this process, 0..N-1"
     )
-    sw.add_argument("--no-progress", action="store_true")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.set_defaults(run=_sweep, subparser=sw)
     from jaxmom.bench import METHODS
 
     be = sub.add_parser("bench", help="the chapter's task: PyTorch, optax and jaxmom side by side")
     be.add_argument("--quick", action="store_true", help="tiny sizes (models 1,64; 2 repeats)")
-    be.add_argument("--out", default=None, help="FILE.json: the report (a PNG beside it)")
+    be.add_argument(
+        "--out", default=None, help="FILE.json: the report (a PNG beside it); an existing report "
+        "is kept unless --overwrite"
+    )  # fmt: skip
+    be.add_argument("--overwrite", action="store_true", help="replace an existing --out report")
     be.add_argument(
         "--models",
         type=_int_list,
@@ -144,27 +155,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _steps(gap: float) -> int | None:
+    """Steps for the error to fall by 1e-6 at the linear rate ``1 - gap``; ``None`` where
+    float64 cannot say (a gap that underflows, a count that overflows)."""
+    import math
+
+    if gap >= 1:
+        return 1
+    n = math.log(1e-6) / math.log1p(-gap) if gap > 0 else math.inf
+    return math.ceil(n) if math.isfinite(n) else None
+
+
 def _theory(args, parser) -> int:
     import math
 
-    if not (math.isfinite(args.mu) and math.isfinite(args.L) and 0 < args.mu <= args.L):
-        parser.error(f"need 0 < mu <= L, both finite; got --mu {args.mu} --L {args.L}")
+    mu, L = args.mu, args.L
+    if not (math.isfinite(mu) and math.isfinite(L) and 0 < mu <= L):
+        parser.error(f"need 0 < mu <= L, both finite; got --mu {mu} --L {L}")
+    import jax
+
     from jaxmom import theory
 
-    alpha, beta, rate = (float(v) for v in theory.optimal_momentum(args.mu, args.L))
-    gd_alpha, gd_rate = (float(v) for v in theory.optimal_gd(args.mu, args.L))
+    with jax.enable_x64(True):  # float32 rounds a rate of 1 - 1e-8 to 1, and 1e39 to inf
+        alpha, beta, rate = (float(v) for v in theory.optimal_momentum(mu, L))
+        gd_alpha, gd_rate = (float(v) for v in theory.optimal_gd(mu, L))
+    # 1 - rate, without the cancellation of computing the rate first
+    gaps = (2 * math.sqrt(mu) / (math.sqrt(L) + math.sqrt(mu)), 2 * mu / (L + mu))
+    steps = [_steps(g) for g in gaps]
+    if None in steps or not all(math.isfinite(v) and v > 0 for v in (alpha, gd_alpha)):
+        parser.error(
+            f"--mu {mu:g} --L {L:g}: the condition number or the step sizes are beyond float64 "
+            "(no answer can be computed); rescale the curvatures"
+        )
 
-    def steps(r):
-        return math.inf if r >= 1 else math.ceil(math.log(1e-6) / math.log(r)) if r > 0 else 1
+    def words(n):
+        return f"{n:,} step{'s' if n != 1 else ''} to 1e-6"
 
-    print(f"curvatures in [{args.mu:g}, {args.L:g}], condition number {args.L / args.mu:g}")
+    def show(r, gap):  # a rate of 1 - 1e-12 is not "1"
+        return f"1 - {gap:.6g}" if gap < 1e-3 else f"{r:.6g}"
+
+    print(f"curvatures in [{mu:g}, {L:g}], condition number {L / mu:g}")
     print(
-        f"momentum: alpha* = {alpha:.6g}, beta* = {beta:.6g}, rate {rate:.6g}, "
-        f"{steps(rate)} steps to 1e-6"
+        f"momentum: alpha* = {alpha:.6g}, beta* = {beta:.6g}, rate {show(rate, gaps[0])}, "
+        f"{words(steps[0])}"
     )
     print(
-        f"GD:       alpha* = {gd_alpha:.6g},            rate {gd_rate:.6g}, "
-        f"{steps(gd_rate)} steps to 1e-6"
+        f"GD:       alpha* = {gd_alpha:.6g},            rate {show(gd_rate, gaps[1])}, "
+        f"{words(steps[1])}"
     )
     return 0
 
@@ -227,6 +264,14 @@ def _sweep(args, parser) -> int:
     from jaxmom._checks import check_beta, check_learning_rate
     from jaxmom.chapter_sweep import as_axis
 
+    if args.plot is not None:
+        from pathlib import Path
+
+        suffix = Path(args.plot).suffix
+        if suffix not in ("", ".png"):
+            parser.error(f"--plot writes a PNG: give FILE.png, got {args.plot!r}")
+        args.plot = args.plot + ".png" if not suffix else args.plot
+
     try:  # the flags, by the names the user typed, before JAX starts
         as_axis(args.betas, "--betas", check_beta)
         as_axis(args.lrs, "--lrs", check_learning_rate)
@@ -262,9 +307,7 @@ def _sweep(args, parser) -> int:
         )
         for path, write in ((args.out, None), (args.csv, res.to_csv), (args.plot, res.plot)):
             if path:
-                if write is not None:
-                    write(path)
-                print(f"wrote {path}")
+                print(f"wrote {path if write is None else write(path)}")
     return 0
 
 
@@ -275,10 +318,15 @@ def _bench(args, parser) -> int:
         bench.check_methods(args.methods)
     except ValueError as e:
         parser.error(str(e))
+    if not args.methods:
+        parser.error("--methods is empty: give a comma list from " + ",".join(bench.METHODS))
     if args.out is not None and not args.out.endswith(".json"):
         parser.error(f"--out must name a .json file, got {args.out!r}")
     if args.out is not None:
         from pathlib import Path
+
+        if Path(args.out).exists() and not args.overwrite:
+            parser.error(f"--out {args.out} exists: give a new file, or --overwrite to replace it")
 
         _check_paths(parser, out_json=args.out, out_png=str(Path(args.out).with_suffix(".png")))
     setup_devices(args.devices)
@@ -293,9 +341,28 @@ def _bench(args, parser) -> int:
     return 0
 
 
+# flags whose value may start with a minus ("--betas -inf" as "--betas=-inf")
+_SIGNED = ("--betas", "--lrs", "--mu", "--L")
+
+
+def _join_signed(argv: list[str]) -> list[str]:
+    """Every option of the command is long (``--x``) but ``-h``: a value after one of
+    :data:`_SIGNED` that starts with a single minus is that flag's value, not an option."""
+    out, i = [], 0
+    while i < len(argv):
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in _SIGNED and nxt.startswith("-") and not nxt.startswith("--") and nxt != "-h":
+            out.append(f"{argv[i]}={nxt}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_signed(list(sys.argv[1:] if argv is None else argv)))
     return args.run(args, args.subparser)
 
 

@@ -11,7 +11,9 @@ On :math:`f(x) = \tfrac{h}{2} x^2` heavy ball,
 
 and converges linearly at the rate :math:`\rho(A)`, the largest modulus of the roots of
 :math:`\lambda^2 - (1 - \alpha h + \beta)\lambda + \beta = 0`. Every function is jax.numpy,
-elementwise over broadcast arguments, and works under ``jit`` and ``vmap``.
+elementwise over broadcast arguments, and works under ``jit`` and ``vmap``. Concrete
+arguments are checked first (finite; ``alpha > 0``; ``beta`` in [0, 1]; ``0 < mu <= L``), with a
+``ValueError`` that names the argument; traced ones cannot be checked.
 
 Reference: Goh, "Why Momentum Really Works", Distill, 2017.
 """
@@ -20,11 +22,38 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from jaxmom._checks import check_beta, concrete
+
+
+def _check(name: str, value, ok, must: str) -> None:
+    arr = concrete(value, name, scalar=False)
+    if arr is not None and not np.all(good := np.isfinite(arr) & ok(arr)):
+        raise ValueError(f"{name} must be {must}, got {name}={arr[~good].ravel()[0].item()!r}")
+
+
+def _check_args(alpha=None, beta=None, h=None) -> None:
+    if alpha is not None:
+        _check("alpha", alpha, lambda a: a > 0, "finite and > 0")
+    if beta is not None:
+        check_beta(beta, scalar=False)
+    if h is not None:
+        _check("h", h, lambda a: a == a, "finite")
+
+
+def _check_curvatures(mu, L) -> None:
+    _check("mu", mu, lambda a: a > 0, "finite and > 0")
+    _check("L", L, lambda a: a > 0, "finite and > 0")
+    m, l_ = concrete(mu, "mu", scalar=False), concrete(L, "L", scalar=False)
+    if m is not None and l_ is not None and np.any(np.broadcast_arrays(m, l_)[1] < m):
+        raise ValueError(f"L must be >= mu, got mu={mu!r}, L={L!r}")
 
 
 def iteration_matrix(alpha, beta, h) -> jax.Array:
     """``[..., 2, 2]``: ``[[1 - alpha*h + beta, -beta], [1, 0]]`` over the broadcast arguments."""
+    _check_args(alpha, beta, h)
     alpha, beta, h = jnp.broadcast_arrays(*map(jnp.asarray, (alpha, beta, h)))
     one, zero = jnp.ones_like(beta), jnp.zeros_like(beta)
     top = jnp.stack([1 - alpha * h + beta, -beta], axis=-1)
@@ -36,6 +65,7 @@ def spectral_radius(alpha, beta, h) -> jax.Array:
 
     Where the roots are complex (``(1 - alpha*h + beta)^2 < 4 beta``) it is ``sqrt(beta)``.
     """
+    _check_args(alpha, beta, h)
     t = 1 - jnp.asarray(alpha) * h + beta
     disc = t**2 - 4 * jnp.asarray(beta)
     root = jnp.sqrt(jnp.maximum(disc, 0.0))
@@ -45,6 +75,7 @@ def spectral_radius(alpha, beta, h) -> jax.Array:
 
 def gd_rate(alpha, h) -> jax.Array:
     """Gradient descent's linear rate on ``h/2 x^2``: ``|1 - alpha*h|`` (momentum with beta 0)."""
+    _check_args(alpha, None, h)
     return jnp.abs(1 - jnp.asarray(alpha) * h)
 
 
@@ -54,6 +85,7 @@ def optimal_momentum(mu, L):
     alpha* = (2 / (sqrt(mu) + sqrt(L)))^2, beta* = ((sqrt(L) - sqrt(mu)) / (sqrt(L) + sqrt(mu)))^2,
     rate = (sqrt(kappa) - 1) / (sqrt(kappa) + 1) with kappa = L / mu.
     """
+    _check_curvatures(mu, L)
     sm, sl = jnp.sqrt(jnp.asarray(mu, float)), jnp.sqrt(jnp.asarray(L, float))
     alpha = (2 / (sm + sl)) ** 2
     beta = ((sl - sm) / (sl + sm)) ** 2
@@ -62,6 +94,7 @@ def optimal_momentum(mu, L):
 
 def optimal_gd(mu, L):
     """``(alpha*, rate)`` for gradient descent: alpha* = 2 / (mu + L), rate (kappa-1)/(kappa+1)."""
+    _check_curvatures(mu, L)
     mu, L = jnp.asarray(mu, float), jnp.asarray(L, float)
     return 2 / (mu + L), (L - mu) / (L + mu)
 
@@ -71,17 +104,20 @@ def converges(alpha, beta, h) -> jax.Array:
 
     That is, 0 <= beta < 1 and 0 < alpha*h < 2(1 + beta).
     """
+    _check_args(alpha, beta, h)
     ah = jnp.asarray(alpha) * h
     return (beta >= 0) & (beta < 1) & (ah > 0) & (ah < 2 * (1 + jnp.asarray(beta)))
 
 
 def critical_beta(alpha, h) -> jax.Array:
     """The smallest beta whose roots are complex (critical damping): ``(1 - sqrt(alpha*h))^2``."""
+    _check_args(alpha, None, h)
     return (1 - jnp.sqrt(jnp.asarray(alpha) * h)) ** 2
 
 
 def terminal_velocity_factor(beta) -> jax.Array:
     """``1 / (1 - beta)``: under a constant gradient g the step tends to alpha*g / (1 - beta)."""
+    _check_args(None, beta)
     return 1 / (1 - jnp.asarray(beta))
 
 

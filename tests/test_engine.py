@@ -104,7 +104,8 @@ def test_many_seeds_are_cut_into_bounded_blocks(data, tmp_path):
 
     assert zarr.open_group(tmp_path / "s", mode="r").attrs["block"] == [1, 8]
     whole = jaxmom.grid_sweep(logistic, grid, seeds, data=data, progress=False)
-    np.testing.assert_array_equal(res["loss"], whole["loss"])
+    # another batch size may be vectorised otherwise by XLA (1 ulp apart at jax 0.8)
+    np.testing.assert_allclose(res["loss"], whole["loss"], rtol=1e-6, atol=0)
 
 
 def test_seeds_alone_and_divergence_from_chosen_outputs():

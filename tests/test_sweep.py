@@ -1,6 +1,7 @@
 """Vectorized sweeps: equal to single runs, on any number of devices, resumable, divergence-safe."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -294,8 +295,12 @@ def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
         (["sweep", "--betas", "0:1"], "START:STOP:NUM"),
         (["sweep", "--betas", "0:1.5:3"], "--betas must be finite and in"),
         (["sweep", "--lrs", "0.01,abc"], "comma-separated list"),
-        (["sweep", "--lrs", "-0.1"], "--lrs must be finite and > 0, got --lrs=-0.1"),
-        (["sweep", "--lrs", "1e-50"], "--lrs must be finite and > 0"),
+        (["sweep", "--lrs", "-0.1"], "--lrs must be finite and >= 0, got --lrs=-0.1"),
+        (["sweep", "--lrs", "1e-50"], "--lrs=1e-50 does not fit float32"),
+        (["sweep", "--lrs", "0.1,1e39"], "--lrs=1e+39 does not fit float32"),
+        (["sweep", "--betas", "-inf"], "--betas must be finite and in [0, 1], got --betas=-inf"),
+        (["sweep", "--betas", "-0.5:0.5:3"], "got --betas=-0.5"),
+        (["sweep", "--plot", "x.pdf"], "--plot writes a PNG"),
         (["sweep", "--seeds", "0"], "expected a positive integer, got '0'"),
         (["sweep", "--chunk-size", "-3"], "expected a positive integer"),
         (["sweep", "--bogus"], "unrecognized arguments"),
@@ -305,6 +310,11 @@ def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
         (["sweep", "--distributed", "--process-id", "0"], "give all of --coordinator"),
         (["sweep", "--record-every", "-2"], "expected an integer >= 0"),
         (["bench", "--out", "/no/such/folder/b.json"], "--out '/no/such/folder/b.json'"),
+        (["bench", "--methods", ""], "--methods is empty"),
+        (["bench", "--out", "benchmarks/cpu_2core_epyc.json"], "exists: give a new file"),
+        (["theory", "--mu", "-1", "--L", "2"], "need 0 < mu <= L"),
+        (["theory", "--mu", "1e300", "--L", "1e308"], "beyond float64"),
+        (["theory", "--mu", "1e-320", "--L", "1"], "beyond float64"),
     ],
 )
 def test_bad_flags_exit_2_with_a_message(argv, match, capsys):
@@ -312,3 +322,25 @@ def test_bad_flags_exit_2_with_a_message(argv, match, capsys):
         cli_main([*argv, "--no-progress"] if argv[0] == "sweep" and argv[-1] != "--bogus" else argv)
     assert e.value.code == 2
     assert match in capsys.readouterr().err
+
+
+def test_plot_without_a_suffix_writes_and_names_the_png(tmp_path, capsys):
+    argv = ["sweep", "--betas", "0.5,0.9", "--epochs", "1", "--no-progress", "--devices", "1"]
+    assert cli_main([*argv, "--plot", str(tmp_path / "x")]) == 0
+    assert f"wrote {tmp_path / 'x.png'}" in capsys.readouterr().out
+    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "x").exists()
+
+
+def test_version_and_theory_in_float64(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"jaxmom {jaxmom.__version__}"
+    assert cli_main(["theory", "--mu", "1e-8", "--L", "1"]) == 0
+    out = capsys.readouterr().out  # GD's rate is 1 - 2e-8: ln(1e6) / 2e-8 steps, not "inf"
+    want = math.ceil(math.log(1e-6) / math.log1p(-2e-8 / (1 + 1e-8)))
+    assert f"rate 1 - 2e-08, {want:,} steps" in out and 6.9e8 < want < 6.91e8
+    assert cli_main(["theory", "--mu", "1e39", "--L", "1e40"]) == 0  # float32 would overflow
+    assert "rate 0.519494, 22 steps" in capsys.readouterr().out
+    assert cli_main(["theory", "--mu", "3", "--L", "3"]) == 0
+    assert "1 step to 1e-6" in capsys.readouterr().out

@@ -119,3 +119,22 @@ def test_linear_term_gives_a_constant_gradient():
     # and with h: the minimum moves to -linear/h
     xs = theory.quadratic_trajectory(jnp.array([4.0]), 0.0, jaxmom.sgd_momentum(0.1, 0.5), 300, 2.0)
     np.testing.assert_allclose(xs[-1], [-0.5], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.optimal_momentum(0.0, 1.0), "mu must be finite and > 0, got mu=0.0"),
+        (lambda: theory.optimal_gd(2.0, 1.0), "L must be >= mu"),
+        (lambda: theory.optimal_momentum(1.0, float("inf")), "L must be finite"),
+        (lambda: theory.spectral_radius(-0.1, 0.5, 1.0), "alpha must be finite and > 0"),
+        (lambda: theory.spectral_radius(0.1, 1.5, 1.0), "beta must be finite and in"),
+        (lambda: theory.converges(0.1, [0.5, np.nan], 1.0), "got beta=nan"),
+        (lambda: theory.critical_beta(0.1, np.inf), "h must be finite"),
+        (lambda: theory.terminal_velocity_factor(-1), "beta must be"),
+        (lambda: theory.gd_rate("0.1", 1.0), "alpha must be"),
+    ],
+)
+def test_concrete_arguments_are_checked(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
