@@ -62,8 +62,9 @@ def concrete(value, name: str, *, scalar: bool = True) -> np.ndarray | None:
     return cast
 
 
-def _first(arr: np.ndarray, bad: np.ndarray):
-    return arr[bad].ravel()[0].item()
+def first_bad(value, bad: np.ndarray):
+    """The first value of ``value`` where ``bad``, as the user gave it (not as it was cast)."""
+    return np.broadcast_to(np.asarray(value, np.float64), bad.shape)[bad].ravel()[0].item()
 
 
 def check_beta(beta, name: str = "beta", *, scalar: bool = True) -> None:
@@ -73,7 +74,9 @@ def check_beta(beta, name: str = "beta", *, scalar: bool = True) -> None:
         return
     bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
     if np.any(bad):
-        raise ValueError(f"{name} must be finite and in [0, 1], got {name}={_first(arr, bad)!r}")
+        raise ValueError(
+            f"{name} must be finite and in [0, 1], got {name}={first_bad(beta, bad)!r}"
+        )
 
 
 def check_learning_rate(learning_rate, name: str = "learning_rate", *, scalar: bool = True):
@@ -88,8 +91,8 @@ def check_learning_rate(learning_rate, name: str = "learning_rate", *, scalar: b
     bad = ~np.isfinite(arr) | (arr < 0.0)
     if np.any(bad):
         raise ValueError(
-            f"{name} must be finite and >= 0, got {name}={_first(arr, bad)!r} (to ascend, "
-            "chain optax.scale(-1.0) or negate the loss)"
+            f"{name} must be finite and >= 0, got {name}={first_bad(learning_rate, bad)!r} "
+            "(to ascend, chain optax.scale(-1.0) or negate the loss)"
         )
 
 

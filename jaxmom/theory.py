@@ -25,13 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmom._checks import check_beta, concrete
+from jaxmom._checks import check_beta, concrete, first_bad
 
 
 def _check(name: str, value, ok, must: str) -> None:
     arr = concrete(value, name, scalar=False)
     if arr is not None and not np.all(good := np.isfinite(arr) & ok(arr)):
-        raise ValueError(f"{name} must be {must}, got {name}={arr[~good].ravel()[0].item()!r}")
+        raise ValueError(f"{name} must be {must}, got {name}={first_bad(value, ~good)!r}")
 
 
 def _check_args(alpha=None, beta=None, h=None) -> None:

@@ -1,0 +1,64 @@
+"""What a user installs: honest floors (the CI floor environment runs at exactly these),
+the typing marker, and every Python snippet of the README run as written."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _floors() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra, deps in project["optional-dependencies"].items():
+        if not extra.startswith("cuda"):
+            specs += deps
+    floors = {}
+    for spec in specs:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(>=|==)\s*([0-9.]+)", spec)
+        assert m, f"{spec!r} in pyproject.toml has no lowest version"
+        floors[m[1].lower()] = m[3]
+    return floors
+
+
+def test_every_floor_is_what_the_floor_environment_installs():
+    pins = {}
+    for line in (ROOT / ".ci" / "floor.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.strip()
+    floors = _floors()
+    pins.pop("jaxlib")  # jax's own pin, listed for clarity
+    assert pins == floors
+    assert pins["jax"] == "0.8.0"  # flax 0.12.0 needs jax >= 0.7.1; jax 0.7 lacks enable_x64
+
+
+def test_typing_marker_ships():
+    assert resources.files("jaxmom").joinpath("py.typed").is_file()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["jaxmom"]
+
+
+def _snippets() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_readme_has_snippets():
+    assert len(_snippets()) >= 5
+
+
+@pytest.mark.parametrize("index", range(len(_snippets())))
+def test_readme_snippet_runs_as_written(index, tmp_path):
+    """Each snippet in a fresh interpreter (as a reader would paste it), in an empty folder."""
+    code = _snippets()[index]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, f"README snippet {index}:\n{code}\n{proc.stderr[-3000:]}"
