@@ -5,9 +5,11 @@ from jaxmom.chapter_sweep import sweep
 from jaxmom.data import BatchOrder, batch_order, make_dataset
 from jaxmom.engine import grid_sweep
 from jaxmom.model import Net, apply_mlp, init_mlp
+from jaxmom.nnx_train import accuracy, nnx_train_fn
 from jaxmom.result import SweepResult
 from jaxmom.training import (
     TrainResult,
+    masked_mean,
     mse_loss,
     mse_value_and_grad,
     seed_inputs,
@@ -25,15 +27,18 @@ __all__ = (
     "Net",
     "SweepResult",
     "TrainResult",
+    "accuracy",
     "apply_mlp",
     "batch_order",
     "grid_sweep",
     "heavy_ball",
     "init_mlp",
     "make_dataset",
+    "masked_mean",
     "momentum",
     "mse_loss",
     "mse_value_and_grad",
+    "nnx_train_fn",
     "seed_inputs",
     "sgd_momentum",
     "sweep",

@@ -1,7 +1,9 @@
 """One training run of the chapter's MLP as one pure function: ``lax.scan`` over every step.
 
 This is the project's only training loop. :func:`train` runs it jit-compiled for one seed;
-:func:`jaxmom.sweep` runs :func:`train_scan` under ``vmap`` for many.
+:func:`jaxmom.sweep` runs :func:`train_scan` under ``vmap`` for many, and
+:func:`jaxmom.nnx_train_fn` runs it for any Flax NNX model and loss (autodiff's gradient in
+place of the chapter's fused one).
 
 Public pieces, for users who write their own loop: :func:`mse_loss`, :func:`train_step`,
 :func:`train_scan` (all pure, traceable under ``jit``/``vmap``) and :func:`seed_inputs`.
@@ -56,11 +58,15 @@ def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = 
     ``mask`` [batch] marks the real points (padding is False); ``None`` means all are real.
     With every point real this is ``torch.nn.MSELoss()``.
     """
-    se = jnp.sum((apply_mlp(params, x) - y) ** 2, axis=-1)
+    return masked_mean(jnp.sum((apply_mlp(params, x) - y) ** 2, axis=-1), mask)
+
+
+def masked_mean(values: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The mean of ``values`` [batch] over the real points (``mask`` True); ``None``: all."""
     if mask is None:
-        return jnp.mean(se)
-    m = mask.astype(se.dtype)
-    return jnp.sum(se * m) / jnp.maximum(jnp.sum(m), 1.0)
+        return jnp.mean(values)
+    m = mask.astype(values.dtype)
+    return jnp.sum(values * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
 def mse_value_and_grad(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = None):
@@ -145,7 +151,8 @@ def train_scan(
       opt: any optax transformation.
       params: initial parameters.
       order: the batch order, ``[steps, batch]``; ``steps`` must be a multiple of ``epochs``.
-      data: ``(x, y)``, both ``[n, 1]``; batches are gathered from it, never copied whole.
+      data: ``(x, y)``, ``[n, ...]`` each (``[n, 1]`` for the chapter); batches are gathered
+        from it, never copied whole.
       epochs: number of epochs in ``order``.
       opt_state: initial optimizer state; ``None`` means ``opt.init(params)``.
       value_and_grad: the step's loss and gradient, as in :func:`train_step`.
