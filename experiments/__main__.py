@@ -26,6 +26,8 @@ EXPERIMENTS = (
     "mlp_regression",
     "sgd_vs_momentum",
     "beta_sweep",
+    "effective_lr",
+    "digits_sweep",
 )
 
 
