@@ -126,8 +126,20 @@ def _parser() -> argparse.ArgumentParser:
     sw.set_defaults(run=_sweep, subparser=sw)
     from jaxmom.bench import METHODS
 
-    be = sub.add_parser("bench", help="the chapter's task: PyTorch, optax and jaxmom side by side")
-    be.add_argument("--quick", action="store_true", help="tiny sizes (models 1,64; 2 repeats)")
+    be = sub.add_parser(
+        "bench",
+        help="PyTorch, optax, Optuna and jaxmom side by side on the chapter's task or digits",
+    )
+    be.add_argument(
+        "--task",
+        choices=("chapter", "digits"),
+        default="chapter",
+        help="chapter: its MLP, six ways (default); digits: a sweep against a hand-written vmap, "
+        "Optuna and hyperoptax",
+    )
+    be.add_argument(
+        "--quick", action="store_true", help="tiny sizes (models 1,64, or 8 digits runs; 2 repeats)"
+    )
     be.add_argument(
         "--out", default=None, help="FILE.json: the report (a PNG beside it); an existing report "
         "is kept unless --overwrite"
@@ -137,13 +149,15 @@ def _parser() -> argparse.ArgumentParser:
         "--models",
         type=_int_list,
         default=None,
-        help="models for the vmapped methods (default 1,16,256,1024,4096)",
+        help="models for the vmapped methods (default 1,16,256,1024,4096); with --task digits, "
+        "runs in the sweep (multiples of 4, default 256,1024,4096)",
     )
     be.add_argument(
         "--methods",
         type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
-        default=list(METHODS),
-        help=f"comma list from {','.join(METHODS)} (default all)",
+        default=None,
+        help=f"comma list from {','.join(METHODS)} (default all); with --task digits from "
+        "engine,vmap,optuna,hyperoptax",
     )
     be.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per row")
     _add_devices(be)
@@ -312,8 +326,12 @@ def _sweep(args, parser) -> int:
 
 
 def _bench(args, parser) -> int:
-    from jaxmom import bench
-
+    if args.task == "digits":
+        from jaxmom import bench_digits as bench
+    else:
+        from jaxmom import bench
+    if args.methods is None:
+        args.methods = list(bench.METHODS)
     try:
         bench.check_methods(args.methods)
     except ValueError as e:
@@ -330,8 +348,14 @@ def _bench(args, parser) -> int:
 
         _check_paths(parser, out_json=args.out, out_png=str(Path(args.out).with_suffix(".png")))
     setup_devices(args.devices)
-    models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
-    repeats = args.repeats or (2 if args.quick else 5)
+    if args.task == "digits":
+        models = args.models or ([8] if args.quick else [256, 1024, 4096])
+        if bad := [m for m in models if m % 4]:
+            parser.error(f"--models must be multiples of 4 with --task digits, got {bad[0]}")
+        repeats = args.repeats or (2 if args.quick else 3)
+    else:
+        models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
+        repeats = args.repeats or (2 if args.quick else 5)
     report = bench.run(models, args.methods, repeats=repeats)
     print(bench.table(report))
     if args.out:
