@@ -1,8 +1,9 @@
 """The chapter's MLP over 256 betas x 4 learning rates x 4 seeds, in one compiled program.
 
 Claim (section 5.3): "in practice beta is usually chosen around 0.8 to 0.9". Checked: at the
-chapter's learning rate 0.01, the best beta of the sweep (lowest final loss, mean over seeds)
-lies in [0.8, 0.99), and beta 0.8-0.9 beats plain SGD (beta 0). The best beta of every learning
+chapter's learning rate 0.01, beta in 0.8-0.9 beats plain SGD (beta 0); the best beta of the
+sweep (lowest final loss, mean over seeds) is reported as found (0.963 in the recorded run,
+above the chapter's range). The best beta of every learning
 rate is printed: a larger learning rate wants a smaller beta (the effective step is lr/(1-beta)).
 
 Command:  python -m experiments.beta_sweep [--out results]
@@ -35,7 +36,9 @@ def run(out: Path, quick: bool = False) -> dict:
     fig, ax = plt.subplots(figsize=(7, 4))
     res.plot_final_loss(ax)
     ax.axvspan(0.8, 0.9, color="grey", alpha=0.15, label="the chapter's 0.8-0.9")
-    ax.legend(title="median, min-max over seeds", fontsize=8)
+    # outside the axes: inside, it covered the spike of the largest betas
+    ax.legend(title="median, min-max over seeds", fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1))  # fmt: skip
     ax.set_title(f"{res.final_loss.size} runs, {epochs} epochs each")
     figures = [save_figure(fig, out, f"{NAME}.png")]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -58,10 +61,11 @@ def run(out: Path, quick: bool = False) -> dict:
     claims = [
         claim(
             "5.3",
-            "beta around 0.8-0.9 works: at lr 0.01 the best beta is high, and 0.8-0.9 beats SGD",
-            f"best beta {best[0.01]:.3f}; mean final loss {chapter_band:.4f} for beta in "
-            f"[0.8, 0.9] vs {sgd:.4f} for beta 0",
-            (0.8 <= best[0.01] < 0.99 or quick) and chapter_band < sgd,
+            "the chapter's beta of 0.8-0.9 beats SGD (beta 0) at its lr 0.01; the best beta "
+            "there is whatever the sweep finds, not necessarily in 0.8-0.9",
+            f"mean final loss {chapter_band:.4f} for beta in [0.8, 0.9] vs {sgd:.4f} for beta 0; "
+            f"the best beta at lr 0.01 is {best[0.01]:.3f}",
+            chapter_band < sgd,
         )
     ]
     numbers = {"best_beta": best, "diverged": int(res.diverged.sum()), "runs": res.diverged.size,

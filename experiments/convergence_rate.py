@@ -78,9 +78,11 @@ def run(out: Path, quick: bool = False) -> dict:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax = axes[0]
-    for h in CURVATURES:
+    # the curvatures share their (alpha h, beta) grid, so their points coincide: hollow markers
+    # of decreasing size, the largest first, keep every curvature visible
+    for h, ms in zip(CURVATURES, np.linspace(9, 3, len(CURVATURES)), strict=True):
         sel = table[:, 2] == h
-        ax.plot(table[sel, 3], table[sel, 4], "o", ms=3, alpha=0.7, label=f"h = {h:g}")
+        ax.plot(table[sel, 3], table[sel, 4], "o", ms=ms, mfc="none", mew=0.9, label=f"h = {h:g}")
     ax.plot([0.2, 1], [0.2, 1], "k--", lw=0.8, label="measured = ρ(A)")
     ax.set(
         xlabel="ρ(A) (theory)",

@@ -22,7 +22,8 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     """Cell edges halfway between sorted grid values (in log space for a log axis)."""
     v = np.log10(values) if log else values.astype(float)
     if len(v) == 1:
-        mid = np.array([v[0] - 0.5, v[0] + 0.5]) if not log else v[0] + np.array([-0.25, 0.25])
+        half = max(0.05 * abs(v[0]), 0.01) if not log else 0.25  # a narrow cell, not +-0.5
+        mid = v[0] + np.array([-half, half])
     else:
         inner = (v[1:] + v[:-1]) / 2
         mid = np.concatenate([[2 * v[0] - inner[0]], inner, [2 * v[-1] - inner[-1]]])
@@ -48,9 +49,8 @@ def metric_lines(res, ax=None, metric: str = "final_loss"):
         f = value[:, j]
         label = f"{_label(names[1])} {res.axes[names[1]][j]:g}" if len(names) > 1 else None
         with np.errstate(all="ignore"):
-            (line,) = ax.plot(
-                x, np.nanmedian(f, axis=-1), label=label, marker="." if len(x) < 40 else None
-            )
+            marker = "o" if len(x) == 1 else "." if len(x) < 40 else None  # one point: visible
+            (line,) = ax.plot(x, np.nanmedian(f, axis=-1), label=label, marker=marker)
             ax.fill_between(
                 x, np.nanmin(f, axis=-1), np.nanmax(f, axis=-1), alpha=0.2, color=line.get_color()
             )
@@ -102,7 +102,10 @@ def curves(res, ax=None, index: int = 0, seed_index: int = 0, max_lines: int = 6
     losses = losses.reshape(len(rows), -1, len(res.seeds), losses.shape[-1])[:, 0, seed_index]
     every = (res.metadata.get("settings") or {}).get("record_every", 1) or 1
     steps = np.arange(losses.shape[-1]) * every
-    norm = plt.Normalize(float(x.min()), float(x.max()) if x.max() > x.min() else x.min() + 1)
+    lo, hi = float(x.min()), float(x.max())
+    if hi == lo:  # one value: a narrow range around it, not [v, v + 1]
+        lo, hi = lo - max(0.05 * abs(lo), 0.01), hi + max(0.05 * abs(hi), 0.01)
+    norm = plt.Normalize(lo, hi)
     cmap = plt.get_cmap("viridis")
     for r, row in zip(rows, losses, strict=True):
         ax.plot(steps, row, color=cmap(norm(x[r])), lw=0.8)
