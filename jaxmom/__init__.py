@@ -2,9 +2,9 @@
 
 from jaxmom import theory
 from jaxmom.chapter_sweep import sweep
-from jaxmom.data import BatchOrder, batch_order, make_dataset
+from jaxmom.data import BatchOrder, batch_order, load_digits, make_dataset
 from jaxmom.engine import grid_sweep
-from jaxmom.model import Net, apply_mlp, init_mlp
+from jaxmom.model import MLP, Net, apply_mlp, init_mlp
 from jaxmom.nnx_train import accuracy, nnx_train_fn
 from jaxmom.result import SweepResult
 from jaxmom.training import (
@@ -22,6 +22,7 @@ from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
 __version__ = "0.1.0"
 
 __all__ = (
+    "MLP",
     "BatchOrder",
     "MomentumState",
     "Net",
@@ -33,6 +34,7 @@ __all__ = (
     "grid_sweep",
     "heavy_ball",
     "init_mlp",
+    "load_digits",
     "make_dataset",
     "masked_mean",
     "momentum",

@@ -114,6 +114,9 @@ def grid_sweep(
     n_points, n_seeds = int(np.prod(grid_shape, dtype=np.int64)), len(seeds)
     n_dev = jax.device_count()
     per_device = (chunk_size or default_chunk_size(n_dev)) // n_dev or 1
+    # a sweep smaller than a call still gives every device a block: a device left without one
+    # would recompute a copy of another's (the padding of a call), not share the work
+    per_device = min(per_device, -(-n_points * n_seeds // n_dev))
     block = (
         (per_device, 1)
         if n_points >= per_device
@@ -146,7 +149,7 @@ def grid_sweep(
                 for k, s in shapes.items()
             }
             results["diverged"] = np.zeros((n_points, n_seeds), bool)
-        program = _program(train_fn, has_data, tuple(shapes), check)
+        program = _program(train_fn, has_data)
         t0 = time.perf_counter()
         waited, busy = _run(
             program,
@@ -160,6 +163,7 @@ def grid_sweep(
             grid_shape,
             progress,
             compiler_options,
+            check,
         )
         wall = time.perf_counter() - t0
     except BaseException:
@@ -184,7 +188,9 @@ def grid_sweep(
     return SweepResult.load(path)
 
 
-def _run(program, axes, seeds, data, block, done, store, results, grid_shape, progress, options):
+def _run(
+    program, axes, seeds, data, block, done, store, results, grid_shape, progress, options, check
+):
     """Runs every block not ``done``, one per device per call, while the results of the call
     before are copied out (and written by a background thread, at most two calls behind).
     Returns ``(seconds the loop waited for writes, seconds the writer was busy)``."""
@@ -213,7 +219,9 @@ def _run(program, axes, seeds, data, block, done, store, results, grid_shape, pr
                 blocks = []
                 for (q, g), blk in _host_blocks(running[1], running[0], store is None):
                     rows, cols = min(m, n_points - q * m), min(k, n_seeds - g * k)
-                    blocks.append(((q, g), {n: a[:rows, :cols] for n, a in blk.items()}))
+                    outs = {n: a[:rows, :cols] for n, a in blk.items()}
+                    outs["diverged"] = _diverged(outs, check, rows, cols)
+                    blocks.append(((q, g), outs))
                 if store is None:
                     for (q, g), outs in blocks:
                         for name, a in outs.items():
@@ -282,10 +290,18 @@ def _host_blocks(out: dict, call: list, gather: bool):
             yield call[d], {k: np.asarray(s[d].data)[0] for k, s in shards.items()}
 
 
+def _diverged(outs: dict[str, np.ndarray], check, rows: int, cols: int) -> np.ndarray:
+    """``[rows, cols]``: a non-finite value in any output of ``check``. On the host, from the
+    fetched block: in the compiled program it slowed compilation and saved nothing."""
+    bad = np.zeros((rows, cols), bool)
+    for name in check:
+        bad |= ~np.isfinite(outs[name].reshape(rows, cols, -1)).all(-1)
+    return bad
+
+
 @functools.lru_cache(maxsize=32)
-def _program(train_fn, has_data: bool, names: tuple[str, ...], check: tuple[str, ...]):
-    """``(hp {axis: [D, m]}, seeds [D, k], data) -> {name: [D, m, k, ...]}``, with
-    ``"diverged"`` ``[D, m, k]``."""
+def _program(train_fn, has_data: bool):
+    """``(hp {axis: [D, m]}, seeds [D, k], data) -> {name: [D, m, k, ...]}``."""
 
     def run(h, key, data):
         return train_fn(h, key, data) if has_data else train_fn(h, key)
@@ -297,14 +313,7 @@ def _program(train_fn, has_data: bool, names: tuple[str, ...], check: tuple[str,
             key = jax.random.key(seed)
             return jax.vmap(lambda h: _named(run(h, key, data)), axis_size=m)(hp)
 
-        out = {
-            k: jnp.swapaxes(v, 0, 1) for k, v in jax.vmap(per_seed)(seeds).items()
-        }  # [m, k, ...]
-        finite = [jnp.isfinite(out[n]).reshape(*out[n].shape[:2], -1).all(-1) for n in check]
-        out["diverged"] = ~functools.reduce(
-            jnp.logical_and, finite, jnp.ones(out[names[0]].shape[:2], bool)
-        )
-        return out
+        return {k: jnp.swapaxes(v, 0, 1) for k, v in jax.vmap(per_seed)(seeds).items()}
 
     return jax.vmap(block, in_axes=(0, 0, None))
 

@@ -204,6 +204,9 @@ def test_four_host_devices_give_the_same_numbers(small, tmp_path):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "4 cpu device(s)" in stdout
+    import zarr  # 24 runs on 4 devices: a block of 6 runs each, none recomputing another's
+
+    assert zarr.open_group(out, mode="r").attrs["block"] == [6, 1]
     four = jaxmom.SweepResult.load(out)
     np.testing.assert_allclose(four.step_losses[:, :, SEEDS], small.step_losses, rtol=1e-5)
 
