@@ -15,7 +15,7 @@ checks the same law.
 Command:  python -m experiments.effective_lr [--out results]
 Writes:   effective_lr.png (final loss over (beta, lr), lines of constant lr/(1 - beta)),
           effective_lr.json
-Runtime:  about 10 s on a 2-core CPU (1,536 runs of 384 steps).
+Runtime:  about 5 s on a 2-core CPU (1,536 runs of 384 steps).
 """
 
 from __future__ import annotations
