@@ -428,41 +428,52 @@ def run(
     }
 
 
-def table(report: dict) -> str:
-    """The report's rows as a Markdown table, and its ratios."""
-    lines = [
-        "| method | models | seconds | compile s | model-steps/s | ms/model | GFLOP/s | of peak |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in report["rows"]:
-        lines.append(
-            f"| {r['method']} | {r['models']} | {r['seconds']:.4f} | {r['compile_seconds']:.2f} "
-            f"| {r['model_steps_per_s']:.3g} | {r['ms_per_model']:.4g} | {r['gflops']:.3g} "
-            f"| {100 * r['fraction_of_peak']:.2f}% |"
-        )
-    if report["ratios"]:
-        lines.append("")
-        lines += [f"- {k}: {v:,.1f}x" for k, v in report["ratios"].items()]
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]], ratios: dict, digits=1) -> str:
+    """A Markdown table of ``rows`` (the first column left-aligned), then the ratios."""
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if ratios:
+        lines += ["", *(f"- {k}: {v:,.{digits}f}x" for k, v in ratios.items())]
     return "\n".join(lines)
 
 
-def plot(report: dict, path: str | os.PathLike) -> Path:
-    """Throughput against the number of models, log-log, a line per method."""
+def table(report: dict) -> str:
+    """The report's rows as a Markdown table, and its ratios."""
+    header = ["method", "models", "seconds", "compile s", "model-steps/s", "ms/model",
+              "GFLOP/s", "of peak"]  # fmt: skip
+    rows = [
+        [r["method"], str(r["models"]), f"{r['seconds']:.4f}", f"{r['compile_seconds']:.2f}",
+         f"{r['model_steps_per_s']:.3g}", f"{r['ms_per_model']:.4g}", f"{r['gflops']:.3g}",
+         f"{100 * r['fraction_of_peak']:.2f}%"]
+        for r in report["rows"]
+    ]  # fmt: skip
+    return markdown(header, rows, report["ratios"])
+
+
+def plot(
+    report: dict,
+    path: str | os.PathLike,
+    *,
+    methods: Sequence[str] = METHODS,
+    x: tuple[str, str] = ("models", "models trained at once"),
+    y: tuple[str, str] = ("model_steps_per_s", "model-steps per second"),
+    title: str = "",
+) -> Path:
+    """Throughput against the number of models (or the ``x`` column), log-log, a line per
+    method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in METHODS:
+    for method in methods:
         rows = [r for r in report["rows"] if r["method"] == method]
         if rows:
-            ax.plot([r["models"] for r in rows], [r["model_steps_per_s"] for r in rows],
-                    "o-", label=method)  # fmt: skip
+            ax.plot([r[x[0]] for r in rows], [r[y[0]] for r in rows], "o-", label=method)
     d = report["device"]
-    ax.set(xscale="log", yscale="log", xlabel="models trained at once",
-           ylabel="model-steps per second",
-           title=f"{d['kind']} x{d['count']} ({report['date'][:10]})")  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel=x[1], ylabel=y[1],
+           title=f"{title}{d['kind']} x{d['count']} ({report['date'][:10]})")  # fmt: skip
     ax.grid(True, which="both", lw=0.3)
     ax.legend(fontsize=8)
     path = Path(path)

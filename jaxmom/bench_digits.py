@@ -289,45 +289,24 @@ def _peer_versions() -> dict:
 
 
 def table(report: dict) -> str:
-    lines = [
-        "| method | runs | seconds | compile s | runs/s | model-steps/s | GFLOP/s | of peak |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in report["rows"]:
-        timed = f" ({r['timed_runs']} timed)" if r["timed_runs"] != r["runs"] else ""
-        lines.append(
-            f"| {r['method']} | {r['runs']}{timed} | {r['seconds']:.3f} | "
-            f"{r['compile_seconds']:.2f} | {r['runs_per_s']:.4g} | {r['model_steps_per_s']:.3g} "
-            f"| {r['gflops']:.3g} | {100 * r['fraction_of_peak']:.1f}% |"
-        )
-    if report["ratios"]:
-        lines.append("")
-        lines += [f"- {k}: {v:,.3f}x" for k, v in report["ratios"].items()]
-    return "\n".join(lines)
+    """The report's rows as a Markdown table, and its ratios."""
+    header = ["method", "runs", "seconds", "compile s", "runs/s", "model-steps/s", "GFLOP/s",
+              "of peak"]  # fmt: skip
+    rows = [
+        [r["method"], f"{r['runs']}" + (f" ({r['timed_runs']} timed)"
+         if r["timed_runs"] != r["runs"] else ""), f"{r['seconds']:.3f}",
+         f"{r['compile_seconds']:.2f}", f"{r['runs_per_s']:.4g}",
+         f"{r['model_steps_per_s']:.3g}", f"{r['gflops']:.3g}",
+         f"{100 * r['fraction_of_peak']:.1f}%"]
+        for r in report["rows"]
+    ]  # fmt: skip
+    return bench.markdown(header, rows, report["ratios"], digits=3)
 
 
 def plot(report: dict, path):
     """Runs per second against the number of runs, a line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in METHODS:
-        rows = [r for r in report["rows"] if r["method"] == method]
-        if rows:
-            ax.plot([r["runs"] for r in rows], [r["runs_per_s"] for r in rows], "o-", label=method)
-    d = report["device"]
-    ax.set(xscale="log", yscale="log", xlabel="runs in the sweep", ylabel="runs per second",
-           title=f"Digits sweep: {d['kind']} x{d['count']} ({report['date'][:10]})")  # fmt: skip
-    ax.grid(True, which="both", lw=0.3)
-    ax.legend(fontsize=8)
-    from pathlib import Path
-
-    fig.savefig(Path(path), dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    return bench.plot(report, path, methods=METHODS, x=("runs", "runs in the sweep"),
+                      y=("runs_per_s", "runs per second"), title="Digits sweep: ")  # fmt: skip
 
 
 write = bench.write  # the report as JSON, atomically

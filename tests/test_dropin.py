@@ -12,21 +12,9 @@ import pytest
 from flax import nnx
 
 import jaxmom
+from tests.helpers import scan_updates
 
 WARMUP = optax.warmup_cosine_decay_schedule(0.0, 0.1, 10, 100)
-
-
-def _scan_updates(tx, params, grads):
-    """Parameters after each of the fixed ``grads``, in one ``lax.scan`` (its carry must keep
-    its types: a state whose dtype changes fails here)."""
-
-    def step(carry, g):
-        p, s = carry
-        u, s = tx.update(g, s, p)
-        p = optax.apply_updates(p, u)
-        return (p, s), p
-
-    return jax.lax.scan(step, (params, tx.init(params)), grads)[1]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +97,7 @@ def test_accumulator_dtype_equals_optax_sgd(problem):
         )  # fmt: skip
         theirs = optax.sgd(0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16)
         np.testing.assert_array_equal(
-            _scan_updates(ours, params, grads)["w"], _scan_updates(theirs, params, grads)["w"]
+            scan_updates(ours, params, grads)["w"], scan_updates(theirs, params, grads)["w"]
         )
         assert ours.init(params)[0].velocity["w"].dtype == jnp.bfloat16
 
@@ -122,21 +110,21 @@ def test_heavy_ball_keeps_low_precision_state_under_scan(problem, dtype):
         jaxmom.heavy_ball(jnp.float32(0.01), jnp.float32(0.9), nesterov=True),
         jaxmom.heavy_ball(optax.linear_schedule(0.0, 0.01, 10), 0.9),
     ):
-        out = _scan_updates(tx, params, grads)  # fails if the velocity turned float32
+        out = scan_updates(tx, params, grads)  # fails if the velocity turned float32
         assert out["w"].dtype == dtype
         _, state = tx.update({"w": grads["w"][0]}, tx.init(params), params)
         assert state[1].velocity["w"].dtype == dtype
     # with accumulator_dtype the velocity is kept in it
     tx = jaxmom.heavy_ball(0.01, 0.9, accumulator_dtype=jnp.float32)
     assert tx.init(params)[1].velocity["w"].dtype == jnp.float32
-    assert _scan_updates(tx, params, grads)["w"].dtype == dtype
+    assert scan_updates(tx, params, grads)["w"].dtype == dtype
 
 
 def test_heavy_ball_nesterov_is_the_look_ahead_and_equals_sgd_momentum(problem):
     params, grads = problem
     lr, beta = 0.05, 0.8
-    got = _scan_updates(jaxmom.heavy_ball(lr, beta, nesterov=True), params, grads)["w"]
-    want = _scan_updates(jaxmom.sgd_momentum(lr, beta, nesterov=True), params, grads)["w"]
+    got = scan_updates(jaxmom.heavy_ball(lr, beta, nesterov=True), params, grads)["w"]
+    want = scan_updates(jaxmom.sgd_momentum(lr, beta, nesterov=True), params, grads)["w"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # the documented update, in float64: v <- beta v + lr g ; x <- x - (beta v + lr g)
     x, v = np.asarray(params["w"], np.float64), 0.0
@@ -163,14 +151,14 @@ def test_dampening_equals_torch(torch, dtype):
             want.append(p.detach().numpy().copy())
         with jax.enable_x64(dtype == "float64"):
             tx = jaxmom.sgd_momentum(0.05, beta, dampening=damp)
-            got = _scan_updates(tx, jnp.asarray(x0, jdtype), jnp.asarray(grads, jdtype))
+            got = scan_updates(tx, jnp.asarray(x0, jdtype), jnp.asarray(grads, jdtype))
             assert got.dtype == jdtype
             tol = 1e-12 if dtype == "float64" else 2e-5
             np.testing.assert_allclose(got, np.stack(want), rtol=tol, atol=tol)
     # the first step is the undamped gradient, so scaling the gradient by (1 - d) is not torch
     scaled = optax.chain(optax.scale(0.9), jaxmom.sgd_momentum(0.05, 0.9))
-    got = _scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.1), jnp.asarray(x0), grads)
-    assert not np.allclose(got, _scan_updates(scaled, jnp.asarray(x0), grads), rtol=1e-3)
+    got = scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.1), jnp.asarray(x0), grads)
+    assert not np.allclose(got, scan_updates(scaled, jnp.asarray(x0), grads), rtol=1e-3)
 
 
 def test_dampening_zero_keeps_the_state_of_optax_trace_and_traced_dampening_works(problem):
@@ -185,9 +173,9 @@ def test_dampening_zero_keeps_the_state_of_optax_trace_and_traced_dampening_work
 
     @jax.jit
     def run(d):  # a traced dampening: one program for every value
-        return _scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=d), params, grads)["w"]
+        return scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=d), params, grads)["w"]
 
-    want = _scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.3), params, grads)["w"]
+    want = scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.3), params, grads)["w"]
     np.testing.assert_allclose(run(jnp.float32(0.3)), want, rtol=1e-6)
 
 

@@ -1,5 +1,7 @@
 """jaxmom.momentum and its chains against optax.sgd, torch.optim.SGD and the chapter's rule."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxmom
+from tests.helpers import scan_updates
 
 STEPS = 100
 
@@ -112,17 +115,9 @@ def test_equals_torch_sgd(torch, beta, nesterov):
 
     tx = jaxmom.sgd_momentum(lr, beta, nesterov=nesterov)
 
-    @jax.jit
-    def run(params, gs):
-        def step(carry, g):
-            p, s = carry
-            u, s = tx.update(g, s, p)
-            p = optax.apply_updates(p, u)
-            return (p, s), p
-
-        return jax.lax.scan(step, (params, tx.init(params)), gs)[1]
-
-    got = run(jax.tree.map(jnp.asarray, x0), jax.tree.map(jnp.asarray, grads))
+    got = jax.jit(functools.partial(scan_updates, tx))(
+        jax.tree.map(jnp.asarray, x0), jax.tree.map(jnp.asarray, grads)
+    )
     for k in x0:
         np.testing.assert_allclose(got[k], np.stack([w[k] for w in want]), rtol=2e-5, atol=2e-5)
 
