@@ -348,3 +348,15 @@ def test_version_and_theory_in_float64(capsys):
     assert "rate 0.519494, 22 steps" in capsys.readouterr().out
     assert cli_main(["theory", "--mu", "3", "--L", "3"]) == 0
     assert "1 step to 1e-6" in capsys.readouterr().out
+
+
+def test_every_flag_has_help():
+    import argparse
+
+    from jaxmom.cli import _parser
+
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"jaxmom {name} {action.option_strings} has no help text"
