@@ -19,7 +19,7 @@ from jaxmom.training import (
 )
 from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     "MLP",

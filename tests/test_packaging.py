@@ -62,3 +62,10 @@ def test_readme_snippet_runs_as_written(index, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"README snippet {index}:\n{code}\n{proc.stderr[-3000:]}"
+
+
+def test_version_is_the_packages():
+    import jaxmom
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert jaxmom.__version__ == project["version"]
