@@ -152,7 +152,7 @@ def momentum(
 
 def _check_state(state, counts: bool, is_schedule: bool) -> None:
     """A restored state must fit the optimizer: a step count exactly when it needs one."""
-    if not isinstance(state, MomentumState):
+    if not (hasattr(state, "velocity") and hasattr(state, "count")):
         raise TypeError(f"momentum's state must be a MomentumState, got {type(state).__name__}")
     if counts and state.count is None:
         why = "beta is a schedule" if is_schedule else "dampening is set"
