@@ -31,6 +31,14 @@ from experiments.common import claim, main, save_figure, write_result
 NAME = "effective_lr"
 
 
+def _mean_log(res: jaxmom.SweepResult, metric: str):
+    """``(bad, m)`` over (beta, lr): a run diverged or is non-finite; log10 of the mean over
+    seeds (NaN where bad)."""
+    values = np.asarray(res[metric], np.float64)
+    bad = res.diverged.any(-1) | ~np.isfinite(values).all(-1)
+    return bad, np.where(bad, np.nan, np.log10(values.mean(-1)))
+
+
 def law(res: jaxmom.SweepResult, steps: int, metric: str = "final_loss") -> dict:
     """How well plain SGD at lr/(1 - beta) predicts momentum's log10(metric).
 
@@ -46,9 +54,7 @@ def law(res: jaxmom.SweepResult, steps: int, metric: str = "final_loss") -> dict
     betas, lrs = res.axes["beta"], res.axes["learning_rate"]
     if betas[0] != 0:
         raise ValueError("the law is checked against plain SGD: the betas must start at 0")
-    values = np.asarray(res[metric], np.float64)
-    bad = res.diverged.any(-1) | ~np.isfinite(values).all(-1)
-    m = np.where(bad, np.nan, np.log10(values.mean(-1)))  # [beta, lr], mean over seeds
+    bad, m = _mean_log(res, metric)  # [beta, lr]
     B, L = np.meshgrid(betas, lrs, indexing="ij")
     eff = np.log10(L / (1 - B))
     best = np.unravel_index(np.nanargmin(m), m.shape)
@@ -76,9 +82,7 @@ def law(res: jaxmom.SweepResult, steps: int, metric: str = "final_loss") -> dict
 def plot_law(ax, res: jaxmom.SweepResult, steps: int, title: str, metric: str = "final_loss"):
     """log10(metric) over (beta, lr) as cells, with lines of constant lr/(1 - beta)."""
     betas, lrs = res.axes["beta"], res.axes["learning_rate"]
-    values = np.asarray(res[metric], np.float64)
-    bad = res.diverged.any(-1) | ~np.isfinite(values).all(-1)
-    m = np.where(bad, np.nan, np.log10(values.mean(-1)))
+    _, m = _mean_log(res, metric)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
     im = ax.pcolormesh(betas, lrs, np.ma.masked_invalid(m).T, cmap=cmap, shading="nearest")
     ax.figure.colorbar(im, ax=ax, label=f"log10 {metric.replace('_', ' ')} (grey: diverged)")

@@ -67,16 +67,18 @@ def first_bad(value, bad: np.ndarray):
     return np.broadcast_to(np.asarray(value, np.float64), bad.shape)[bad].ravel()[0].item()
 
 
-def check_beta(beta, name: str = "beta", *, scalar: bool = True) -> None:
-    """Raises unless every concrete value of ``beta`` is a finite number in [0, 1]."""
+def check_beta(beta, name: str = "beta", *, scalar: bool = True) -> np.ndarray | None:
+    """Raises unless every concrete value of ``beta`` is a finite number in [0, 1]; returns
+    :func:`concrete`'s array (``None`` for a traced value or a schedule)."""
     arr = concrete(beta, name, scalar=scalar)
     if arr is None:
-        return
+        return None
     bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
     if np.any(bad):
         raise ValueError(
             f"{name} must be finite and in [0, 1], got {name}={first_bad(beta, bad)!r}"
         )
+    return arr
 
 
 def check_learning_rate(learning_rate, name: str = "learning_rate", *, scalar: bool = True):

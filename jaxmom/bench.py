@@ -278,9 +278,14 @@ def flops_per_model_step(params, order, data) -> float:
     opt = _jaxmom_opt(LR, BETA)
     x, y = data
     idx = order.indices[0]
-    step = _jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
-    compiled = step.compile()
-    cost = compiled.cost_analysis()
+    return compiled_flops(
+        _jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
+    )
+
+
+def compiled_flops(lowered) -> float:
+    """XLA's flop count of a lowered computation, once compiled."""
+    cost = lowered.compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
     return float(cost["flops"])
 
@@ -327,11 +332,11 @@ def _torch_version() -> str | None:
     return f"{torch.__version__} ({_torch_device(torch)})"
 
 
-def check_methods(methods: Sequence[str]) -> None:
-    """A ``ValueError`` naming the first of ``methods`` that is not in :data:`METHODS`."""
-    unknown = [m for m in methods if m not in METHODS]
+def check_methods(methods: Sequence[str], choices: Sequence[str] = METHODS) -> None:
+    """A ``ValueError`` naming the first of ``methods`` that is not in ``choices``."""
+    unknown = [m for m in methods if m not in choices]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(choices)}")
 
 
 def run(

@@ -45,7 +45,8 @@ from flax import nnx
 from jaxmom import bench, tasks
 from jaxmom.data import batch_order
 from jaxmom.engine import grid_sweep
-from jaxmom.model import MLP
+from jaxmom.tasks import DIGITS_LOSS as LOSS
+from jaxmom.tasks import digits_model
 from jaxmom.training import masked_mean
 
 FORMAT = "jaxmom.bench_digits/1"
@@ -53,7 +54,6 @@ METHODS = ("engine", "vmap", "optuna", "hyperoptax")
 OPTIONAL = {"optuna": "optuna", "hyperoptax": "hyperoptax"}
 LRS, SEEDS, EPOCHS, BATCH = (0.03, 0.1), (0, 1), 5, 32
 OPTUNA_MAX_TRIALS = 32
-LOSS = optax.softmax_cross_entropy_with_integer_labels
 
 
 @functools.cache
@@ -97,7 +97,7 @@ def vmap(runs: int) -> np.ndarray:
 @functools.cache
 def _optax_step():
     """One jitted training step whose hyperparameters are arguments: compiled once."""
-    graphdef = nnx.split(nnx.eval_shape(lambda: MLP(64, 128, 10, rngs=nnx.Rngs(0))))[0]
+    graphdef = nnx.split(nnx.eval_shape(lambda: digits_model(nnx.Rngs(0))))[0]
 
     @jax.jit
     def step(params, opt_state, xb, yb, mask, beta, lr):
@@ -116,7 +116,7 @@ def _optax_run(beta: float, lr: float, seed: int) -> float:
     _, (x, y, _, _) = task()
     x, y = np.asarray(x), np.asarray(y)
     k_model, k_order = jax.random.split(jax.random.key(seed))
-    params = nnx.state(MLP(64, 128, 10, rngs=nnx.Rngs(k_model)), nnx.Param)
+    params = nnx.state(digits_model(nnx.Rngs(k_model)), nnx.Param)
     order = batch_order(k_order, x.shape[0], BATCH, EPOCHS)
     idx, mask = np.asarray(order.indices), np.asarray(order.mask)
     step, per_epoch = _optax_step(), idx.shape[0] // EPOCHS
@@ -181,19 +181,15 @@ def hyperoptax_grid(runs: int) -> np.ndarray:
 def flops_per_model_step() -> float:
     """XLA's cost analysis of one training step of one model (autodiff's gradient)."""
     _, (x, y, _, _) = task()
-    params = nnx.state(MLP(64, 128, 10, rngs=nnx.Rngs(0)), nnx.Param)
+    params = nnx.state(digits_model(nnx.Rngs(0)), nnx.Param)
     opt_state = optax.sgd(0.1, momentum=0.9).init(params)
     mask = jnp.ones(BATCH, bool)
     args = (params, opt_state, x[:BATCH], y[:BATCH], mask, np.float32(0.9), np.float32(0.1))
-    cost = _optax_step().lower(*args).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    return float(cost["flops"])
+    return bench.compiled_flops(_optax_step().lower(*args))
 
 
 def check_methods(methods: Sequence[str]) -> None:
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    bench.check_methods(methods, METHODS)
 
 
 def _missing(methods: Sequence[str]) -> list[str]:

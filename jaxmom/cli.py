@@ -274,17 +274,16 @@ def _distributed(args, parser) -> None:
 
 
 def _sweep(args, parser) -> int:
-    _check_paths(parser, out=args.out, csv=args.csv, plot=args.plot)
-    from jaxmom._checks import check_beta, check_learning_rate
-    from jaxmom.chapter_sweep import as_axis
-
-    if args.plot is not None:
+    if args.plot is not None:  # the file really written is the one checked
         from pathlib import Path
 
         suffix = Path(args.plot).suffix
         if suffix not in ("", ".png"):
             parser.error(f"--plot writes a PNG: give FILE.png, got {args.plot!r}")
         args.plot = args.plot + ".png" if not suffix else args.plot
+    _check_paths(parser, out=args.out, csv=args.csv, plot=args.plot)
+    from jaxmom._checks import check_beta, check_learning_rate
+    from jaxmom.chapter_sweep import as_axis
 
     try:  # the flags, by the names the user typed, before JAX starts
         as_axis(args.betas, "--betas", check_beta)
@@ -350,8 +349,11 @@ def _bench(args, parser) -> int:
     setup_devices(args.devices)
     if args.task == "digits":
         models = args.models or ([8] if args.quick else [256, 1024, 4096])
-        if bad := [m for m in models if m % 4]:
-            parser.error(f"--models must be multiples of 4 with --task digits, got {bad[0]}")
+        try:
+            for m in models:
+                bench.grid(m)
+        except ValueError as e:
+            parser.error(f"--models with --task digits: {e}")
         repeats = args.repeats or (2 if args.quick else 3)
     else:
         models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])

@@ -14,6 +14,14 @@ from jaxmom.model import MLP
 from jaxmom.nnx_train import accuracy, nnx_train_fn
 from jaxmom.transform import sgd_momentum
 
+#: The digits task's loss, one value per example.
+DIGITS_LOSS = optax.softmax_cross_entropy_with_integer_labels
+
+
+def digits_model(rngs, hidden: int = 128) -> MLP:
+    """The digits task's classifier: an MLP 64 -> ``hidden`` -> 10."""
+    return MLP(64, hidden, 10, rngs=rngs)
+
 
 def digits_optimizer(beta, learning_rate):
     return sgd_momentum(learning_rate, beta)
@@ -25,8 +33,8 @@ def digits(epochs: int = 5, batch_size: int = 32, hidden: int = 128, **kwargs):
     ``kwargs`` go to :func:`jaxmom.nnx_train_fn` (``record_every``, ``return_params``).
     """
     train_fn = nnx_train_fn(
-        lambda rngs: MLP(64, hidden, 10, rngs=rngs),
-        optax.softmax_cross_entropy_with_integer_labels,
+        lambda rngs: digits_model(rngs, hidden),
+        DIGITS_LOSS,
         digits_optimizer,
         epochs=epochs,
         batch_size=batch_size,

@@ -28,10 +28,12 @@ import optax
 from jaxmom._checks import check_beta, concrete, first_bad
 
 
-def _check(name: str, value, ok, must: str) -> None:
+def _check(name: str, value, ok, must: str) -> np.ndarray | None:
+    """``value`` checked finite and ``ok``; :func:`concrete`'s array (``None`` if traced)."""
     arr = concrete(value, name, scalar=False)
     if arr is not None and not np.all(good := np.isfinite(arr) & ok(arr)):
         raise ValueError(f"{name} must be {must}, got {name}={first_bad(value, ~good)!r}")
+    return arr
 
 
 def _check_args(alpha=None, beta=None, h=None) -> None:
@@ -40,13 +42,12 @@ def _check_args(alpha=None, beta=None, h=None) -> None:
     if beta is not None:
         check_beta(beta, scalar=False)
     if h is not None:
-        _check("h", h, lambda a: a == a, "finite")
+        _check("h", h, lambda a: True, "finite")
 
 
 def _check_curvatures(mu, L) -> None:
-    _check("mu", mu, lambda a: a > 0, "finite and > 0")
-    _check("L", L, lambda a: a > 0, "finite and > 0")
-    m, l_ = concrete(mu, "mu", scalar=False), concrete(L, "L", scalar=False)
+    m = _check("mu", mu, lambda a: a > 0, "finite and > 0")
+    l_ = _check("L", L, lambda a: a > 0, "finite and > 0")
     if m is not None and l_ is not None and np.any(np.broadcast_arrays(m, l_)[1] < m):
         raise ValueError(f"L must be >= mu, got mu={mu!r}, L={L!r}")
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxmom._checks import check_beta, check_bool, check_learning_rate, concrete
+from jaxmom._checks import check_beta, check_bool, check_learning_rate
 
 ScalarOrSchedule = ArrayLike | Callable[[ArrayLike], ArrayLike]
 
@@ -104,8 +104,7 @@ def momentum(
     check_beta(beta)
     if callable(dampening):
         raise TypeError(f"dampening must be a number or a scalar array, got {dampening!r}")
-    damp = concrete(dampening, "dampening")
-    check_beta(dampening, "dampening")
+    damp = check_beta(dampening, "dampening")
     nesterov = check_bool(nesterov, "nesterov")
     undamped = damp is not None and damp == 0
     if nesterov and not undamped:
@@ -139,10 +138,8 @@ def momentum(
             state.velocity,
             is_leaf=lambda g: g is None,
         )
-        if nesterov:
-            updates = jax.tree.map(lambda g, v: g + _cast_like(b, v) * v, updates, velocity)
-        else:
-            updates = velocity
+        # Nesterov is undamped (refused otherwise), so its look-ahead is ``accumulate`` again
+        updates = jax.tree.map(accumulate, updates, velocity) if nesterov else velocity
         velocity = optax.tree.cast(velocity, accumulator_dtype)
         count = optax.safe_increment(state.count) if counts else None
         return updates, MomentumState(velocity=velocity, count=count)
