@@ -1,6 +1,7 @@
 """jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
 
 from jaxmom import theory
+from jaxmom.alias import heavy_ball, sgd_momentum
 from jaxmom.chapter_sweep import sweep
 from jaxmom.data import BatchOrder, batch_order, load_digits, make_dataset
 from jaxmom.engine import grid_sweep
@@ -17,7 +18,7 @@ from jaxmom.training import (
     train_scan,
     train_step,
 )
-from jaxmom.transform import MomentumState, heavy_ball, momentum, sgd_momentum
+from jaxmom.transform import MomentumState, momentum
 
 __version__ = "0.2.0"
 

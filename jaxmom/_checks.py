@@ -85,16 +85,20 @@ def check_learning_rate(learning_rate, name: str = "learning_rate", *, scalar: b
     """Raises unless every concrete value is a finite number >= 0.
 
     0 is legal (warmup schedules start there). A negative rate is refused, as torch refuses it:
-    momentum with a negative rate ascends, which is better said with ``optax.scale(-1)``.
+    momentum with a negative rate ascends, which is better said with ``maximize=True``.
     """
     arr = concrete(learning_rate, name, scalar=scalar)
     if arr is None:
         return
     bad = ~np.isfinite(arr) | (arr < 0.0)
     if np.any(bad):
+        hint = (
+            " (to ascend, use sgd_momentum(..., maximize=True) or negate the loss)"
+            if "rate" in name
+            else ""
+        )
         raise ValueError(
-            f"{name} must be finite and >= 0, got {name}={first_bad(learning_rate, bad)!r} "
-            "(to ascend, chain optax.scale(-1.0) or negate the loss)"
+            f"{name} must be finite and >= 0, got {name}={first_bad(learning_rate, bad)!r}{hint}"
         )
 
 

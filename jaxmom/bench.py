@@ -56,9 +56,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxmom.alias import sgd_momentum
 from jaxmom.data import make_dataset
 from jaxmom.training import mse_loss, seed_inputs, train, train_scan, train_step
-from jaxmom.transform import sgd_momentum
 
 FORMAT = "jaxmom.bench/1"
 METHODS = (

@@ -18,11 +18,11 @@ import numpy as np
 
 from jaxmom import _xla
 from jaxmom._checks import check_beta, check_learning_rate, check_positive_int
+from jaxmom.alias import sgd_momentum
 from jaxmom.data import _check_order_args, make_dataset, steps_per_epoch
 from jaxmom.engine import grid_sweep
 from jaxmom.result import SweepResult
 from jaxmom.training import check_data, seed_inputs, train_scan
-from jaxmom.transform import sgd_momentum
 
 
 @functools.cache

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import optax
 
+from jaxmom.alias import sgd_momentum
 from jaxmom.data import load_digits
 from jaxmom.model import MLP
 from jaxmom.nnx_train import accuracy, nnx_train_fn
-from jaxmom.transform import sgd_momentum
 
 #: The digits task's loss, one value per example.
 DIGITS_LOSS = optax.softmax_cross_entropy_with_integer_labels

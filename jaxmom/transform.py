@@ -1,10 +1,6 @@
-"""Heavy-ball momentum as optax gradient transformations.
-
-Three entry points:
-
-* :func:`momentum` — the velocity alone, ``v <- g + beta * v``, to put in any optax chain;
-* :func:`sgd_momentum` — ``momentum`` followed by ``scale_by_learning_rate``: ``optax.sgd``;
-* :func:`heavy_ball` — the chapter's own rule, ``v <- beta * v + lr * g; x <- x - v``.
+"""Heavy-ball momentum as an optax gradient transformation: :func:`momentum`, the velocity
+``v <- g + beta * v`` (``optax.trace``, state and all) with torch's dampening and beta schedules,
+to put in any optax chain. The optimizers built from it are in :mod:`jaxmom.alias`.
 """
 
 from __future__ import annotations
@@ -17,38 +13,41 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxmom._checks import check_beta, check_bool, check_learning_rate
+from jaxmom._checks import check_beta, check_bool
 
 ScalarOrSchedule = ArrayLike | Callable[[ArrayLike], ArrayLike]
 
 
 class MomentumState(NamedTuple):
-    """State of :func:`momentum`.
+    """State of :func:`momentum` where optax has no equivalent: a beta schedule or dampening.
+
+    Every other configuration keeps ``optax.TraceState(trace)``, ``optax.trace``'s own state, so
+    that checkpoints move between ``optax.sgd`` and :func:`sgd_momentum` both ways.
 
     Attributes:
       velocity: the running velocity ``v``, a pytree shaped like the parameters.
-      count: the number of updates so far when ``beta`` is a schedule, else ``None``.
+      count: the number of updates so far (int32), which a schedule and torch's undamped first
+        step need.
     """
 
     velocity: optax.Updates
     count: jax.Array | None = None
 
 
-def _cast_like(beta, leaf):
-    """``beta`` in the leaf's floating dtype, as a Python float is under weak typing.
+def is_static_zero(value) -> bool:
+    """``None`` or a Python number equal to 0: an option that is off, known without tracing.
 
-    Without the cast a float32 ``beta`` array would promote a bfloat16 velocity to float32.
+    Arrays (concrete or traced) never count as off, whatever their value, so that a state's
+    shape never depends on a value ``jit`` or ``optax.inject_hyperparams`` may trace.
     """
-    if isinstance(beta, int | float) or not jnp.issubdtype(leaf.dtype, jnp.inexact):
-        return beta
-    return jnp.asarray(beta).astype(leaf.dtype)
+    return value is None or (isinstance(value, int | float) and value == 0)
 
 
 def momentum(
     beta: ScalarOrSchedule,
     *,
     nesterov: bool = False,
-    dampening: ArrayLike = 0.0,
+    dampening: ArrayLike | None = None,
     accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
     r"""Heavy-ball momentum: accumulate a velocity of past gradients.
@@ -58,10 +57,16 @@ def momentum(
       v_1 = g_0, \qquad v_{t+1} = \beta v_t + (1 - d)\, g_t, \qquad u_t = v_{t+1}
       \quad (\text{Nesterov: } u_t = g_t + \beta v_{t+1}),
 
-    with the dampening :math:`d = 0` by default, when this is ``v <- g + beta * v`` from
-    :math:`v_0 = 0`: ``optax.trace``. Chained with ``optax.scale_by_learning_rate(lr)`` it is
-    ``optax.sgd(lr, momentum=beta)`` and ``torch.optim.SGD(lr=lr, momentum=beta,
-    dampening=d)``: like torch, the first step keeps the whole gradient, undamped.
+    with no dampening (:math:`d = 0`) by default, when this is ``v <- g + beta * v`` from
+    :math:`v_0 = 0`: ``optax.trace``, state and all. Chained with
+    ``optax.scale_by_learning_rate(lr)`` it is ``optax.sgd(lr, momentum=beta)`` and
+    ``torch.optim.SGD(lr=lr, momentum=beta, dampening=d)``: like torch, the first step keeps the
+    whole gradient, undamped.
+
+    The state's shape is decided by the configuration alone, never by the value of an array (which
+    ``jit`` or ``optax.inject_hyperparams`` may trace): ``optax.TraceState(trace)`` unless
+    ``beta`` is a schedule or ``dampening`` is given as anything but ``None`` or a Python 0, when
+    it is a :class:`MomentumState` with a step count.
 
     Args:
       beta: the momentum coefficient, in [0, 1]. A Python float, a JAX array (it may be traced
@@ -71,22 +76,26 @@ def momentum(
         converges. Concrete values are checked (finite, in [0, 1], after the cast to the dtype
         they run in); traced values and the values a schedule returns are used as they are.
       nesterov: use Nesterov's look-ahead update ``g + beta * v``.
-      dampening: torch's dampening ``d`` in [0, 1]. Any value other than a concrete 0 makes
-        the state carry the step count (the first step is not damped, nor any step with
-        ``beta = 0``, where torch keeps no buffer). Nesterov momentum with dampening is
-        refused, as torch refuses it.
-      accumulator_dtype: dtype of the velocity; ``None`` infers it from the parameters.
+      dampening: torch's dampening ``d`` in [0, 1]. ``None`` or a Python 0: none. Any other
+        value, arrays included (they may be traced: one program for every ``d``), makes the
+        state carry the step count (the first step is not damped, nor any step with
+        ``beta = 0``, where torch keeps no buffer). Nesterov momentum with dampening is refused,
+        as torch refuses it; an array ``dampening`` with ``nesterov`` is refused too, since its
+        value may be unknown.
+      accumulator_dtype: dtype of the velocity; ``None`` infers it from the parameters. Under
+        ``optax.inject_hyperparams`` give it as a string (``"bfloat16"``): a dtype class is
+        callable and would be taken for a schedule (as for ``optax.sgd``).
 
     Returns:
-      An :class:`optax.GradientTransformation` whose state is a :class:`MomentumState`. Its
-      ``update`` raises ``ValueError`` when given a state made for another configuration (a
-      restored state without a step count where this one needs it, or the reverse).
+      An :class:`optax.GradientTransformation` whose state is ``optax.TraceState`` or a
+      :class:`MomentumState` (see above). Its ``update`` raises ``ValueError`` when given a state
+      made for another configuration, saying how to convert it.
 
     Raises:
       TypeError: if ``beta`` or ``dampening`` is not a number, an array or (``beta``) a
         schedule, or ``nesterov`` is not a bool.
       ValueError: if a concrete ``beta`` or ``dampening`` is not finite or lies outside [0, 1],
-        or ``nesterov`` is combined with a nonzero dampening.
+        or ``nesterov`` is combined with a dampening that is not ``None`` or 0.
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxmom
@@ -104,12 +113,15 @@ def momentum(
     check_beta(beta)
     if callable(dampening):
         raise TypeError(f"dampening must be a number or a scalar array, got {dampening!r}")
-    damp = check_beta(dampening, "dampening")
+    undamped = is_static_zero(dampening)
+    if not undamped:
+        check_beta(dampening, "dampening")
     nesterov = check_bool(nesterov, "nesterov")
-    undamped = damp is not None and damp == 0
     if nesterov and not undamped:
         raise ValueError(
-            f"nesterov=True needs dampening=0 (as torch.optim.SGD), got dampening={dampening!r}"
+            "nesterov=True needs no dampening (as torch.optim.SGD): dampening=None or 0, got "
+            f"dampening={dampening!r} (an array may be nonzero; under inject_hyperparams put "
+            "'dampening' in static_args)"
         )
     if accumulator_dtype is not None:
         accumulator_dtype = jax.dtypes.canonicalize_dtype(accumulator_dtype)
@@ -118,162 +130,72 @@ def momentum(
 
     def init_fn(params):
         velocity = optax.tree.zeros_like(params, dtype=accumulator_dtype)
-        count = jnp.zeros([], jnp.int32) if counts else None
-        return MomentumState(velocity=velocity, count=count)
+        if counts:
+            return MomentumState(velocity=velocity, count=jnp.zeros([], jnp.int32))
+        return optax.TraceState(trace=velocity)
 
     def update_fn(updates, state, params=None):
         del params
         _check_state(state, counts, is_schedule)
         b = beta(state.count) if is_schedule else beta
         if undamped:
-            accumulate = lambda g, v: g + _cast_like(b, v) * v  # noqa: E731
+            accumulate = lambda g, v: g + b * v  # noqa: E731
         else:  # torch: the first buffer is the gradient itself, then beta*v + (1 - d)*g;
             # with beta = 0 torch keeps no buffer and steps by the undamped gradient
             undamped_now = (state.count == 0) | (jnp.asarray(b) == 0)
             scale = jnp.where(undamped_now, 1.0, 1.0 - jnp.asarray(dampening))
-            accumulate = lambda g, v: _cast_like(scale, g) * g + _cast_like(b, v) * v  # noqa: E731
-        velocity = jax.tree.map(
+            accumulate = lambda g, v: scale * g + b * v  # noqa: E731
+        old = state.velocity if counts else state.trace
+        new = jax.tree.map(
             lambda g, v: None if g is None else accumulate(g, v),
             updates,
-            state.velocity,
+            old,
             is_leaf=lambda g: g is None,
         )
         # Nesterov is undamped (refused otherwise), so its look-ahead is ``accumulate`` again
-        updates = jax.tree.map(accumulate, updates, velocity) if nesterov else velocity
-        velocity = optax.tree.cast(velocity, accumulator_dtype)
-        count = optax.safe_increment(state.count) if counts else None
-        return updates, MomentumState(velocity=velocity, count=count)
+        updates = jax.tree.map(accumulate, updates, new) if nesterov else new
+        # computed as optax.trace computes it, kept in the state's dtype (accumulator_dtype, or
+        # the parameters'): a float32 beta array does not turn a bfloat16 state into float32
+        velocity = jax.tree.map(
+            lambda n, v: None if n is None else n.astype(v.dtype),
+            new,
+            old,
+            is_leaf=lambda n: n is None,
+        )
+        if counts:
+            return updates, MomentumState(velocity, optax.safe_increment(state.count))
+        return updates, optax.TraceState(trace=velocity)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
 def _check_state(state, counts: bool, is_schedule: bool) -> None:
     """A restored state must fit the optimizer: a step count exactly when it needs one."""
-    if not (hasattr(state, "velocity") and hasattr(state, "count")):
-        raise TypeError(f"momentum's state must be a MomentumState, got {type(state).__name__}")
-    if counts and state.count is None:
-        why = "beta is a schedule" if is_schedule else "dampening is set"
+    fields = getattr(state, "_fields", ())
+    why = "beta is a schedule" if is_schedule else "dampening is set"
+    if counts and "velocity" in fields and state.count is None:
         raise ValueError(
             f"this momentum's {why}, so its state needs a step count, but the state given has "
-            "count=None: it was made by a momentum with a constant beta and no dampening (a "
-            "restored checkpoint?). Restore into this optimizer's own tx.init(params), or set "
-            "the count: state._replace(count=jnp.asarray(steps_done, jnp.int32))"
+            "count=None (a checkpoint of jaxmom 0.2?). Restore into this optimizer's own "
+            "tx.init(params), or set the count: "
+            "state._replace(count=jnp.asarray(steps_done, jnp.int32))"
         )
-    if not counts and state.count is not None:
+    if counts and "trace" in fields:
         raise ValueError(
-            "this momentum has a constant beta and no dampening, so its state has no step "
-            f"count, but the state given has count={state.count}: it was made by a momentum "
-            "with a beta schedule or dampening (a restored checkpoint?). Build the optimizer "
-            "with the same beta and dampening, or drop the count: state._replace(count=None)"
+            f"this momentum's {why}, so its state is a MomentumState(velocity, count), but the "
+            "state given is optax.TraceState (from optax.sgd, or a momentum with a constant "
+            "beta and no dampening). Convert it: jaxmom.MomentumState(velocity=state.trace, "
+            "count=jnp.asarray(steps_done, jnp.int32))"
         )
-
-
-def _learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool):
-    check_learning_rate(learning_rate)
-    return optax.scale_by_learning_rate(learning_rate, flip_sign=flip_sign)
-
-
-def _keep_dtypes(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``tx`` whose updates keep the dtypes of the incoming updates (a float32 learning rate
-    times a bfloat16 gradient stays bfloat16), so the state after it keeps its dtype too."""
-
-    def update_fn(updates, state, params=None):
-        new, state = tx.update(updates, state, params)
-        return jax.tree.map(lambda n, g: n.astype(g.dtype), new, updates), state
-
-    return optax.GradientTransformation(tx.init, update_fn)
-
-
-def sgd_momentum(
-    learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = 0.9,
-    *,
-    nesterov: bool = False,
-    dampening: ArrayLike = 0.0,
-    accumulator_dtype: Any | None = None,
-) -> optax.GradientTransformation:
-    r"""Stochastic gradient descent with heavy-ball momentum, as ``optax.sgd`` does it.
-
-    .. math::
-
-      v_{t+1} = g_t + \beta v_t, \qquad x_{t+1} = x_t - \alpha_t v_{t+1}.
-
-    Equal to ``optax.sgd(learning_rate, momentum=beta, nesterov=nesterov,
-    accumulator_dtype=accumulator_dtype)`` and to ``torch.optim.SGD(lr=learning_rate,
-    momentum=beta, dampening=dampening, nesterov=nesterov)``.
-
-    Args:
-      learning_rate: :math:`\alpha`, finite and >= 0 (0 is legal: warmup schedules start
-        there; a negative rate is refused, as torch refuses it); a float, a (possibly traced)
-        array, or a schedule ``step -> learning_rate``. Traced values and schedules are not
-        checked.
-      beta: the momentum coefficient; see :func:`momentum`.
-      nesterov: use Nesterov's look-ahead update.
-      dampening: torch's dampening; see :func:`momentum`.
-      accumulator_dtype: dtype of the velocity; ``None`` infers it from the parameters.
-
-    Returns:
-      An :class:`optax.GradientTransformation`.
-
-    Raises:
-      TypeError: on arguments of the wrong type (a string, a list, ``None``).
-      ValueError: on a concrete learning rate that is not finite and >= 0, or a bad ``beta``
-        or ``dampening``.
-
-    Example:
-      >>> import jaxmom
-      >>> opt = jaxmom.sgd_momentum(0.01, beta=0.8)   # the chapter's torch.optim.SGD
-    """
-    return optax.chain(
-        momentum(beta, nesterov=nesterov, dampening=dampening, accumulator_dtype=accumulator_dtype),
-        _learning_rate(learning_rate, flip_sign=True),
-    )
-
-
-def heavy_ball(
-    learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = 0.9,
-    *,
-    nesterov: bool = False,
-    accumulator_dtype: Any | None = None,
-) -> optax.GradientTransformation:
-    r"""The chapter's own momentum rule (section 5.5.1): the learning rate inside the velocity.
-
-    .. math::
-
-      v_{t+1} = \beta v_t + \alpha_t g_t, \qquad x_{t+1} = x_t - v_{t+1}
-      \quad (\text{Nesterov: } x_{t+1} = x_t - (\beta v_{t+1} + \alpha_t g_t)).
-
-    It is ``chain(scale(lr), momentum(beta), scale(-1))``. For a constant learning rate it equals
-    :func:`sgd_momentum`, since then :math:`v^{hb}_t = \alpha v_t`. Under a schedule they differ:
-    here each past gradient keeps the learning rate of the step that produced it,
-    :math:`x_{t+1} - x_t = -\sum_{s \le t} \beta^{t-s} \alpha_s g_s`, whereas
-    :func:`sgd_momentum` rescales the whole velocity by the current one,
-    :math:`-\alpha_t \sum_{s \le t} \beta^{t-s} g_s`. The scaled gradient keeps the
-    gradient's dtype whatever the learning rate's, so a bfloat16 velocity stays bfloat16.
-
-    Args:
-      learning_rate: :math:`\alpha`, finite and >= 0, or a schedule ``step -> learning_rate``.
-      beta: the momentum coefficient; see :func:`momentum`.
-      nesterov: step by the look-ahead ``beta * v + lr * g`` instead of ``v``.
-      accumulator_dtype: dtype of the velocity; ``None`` infers it from the parameters.
-
-    Returns:
-      An :class:`optax.GradientTransformation`.
-
-    Raises:
-      TypeError: on arguments of the wrong type.
-      ValueError: on a concrete learning rate that is not finite and >= 0, or a bad ``beta``.
-
-    Example:
-      >>> import jaxmom
-      >>> opt = jaxmom.heavy_ball(0.01, beta=0.8)  # the chapter: v <- 0.8 v + 0.01 g; x <- x - v
-
-    References:
-      The textbook chapter "第五章 动量方法", sections 5.2.1 and 5.5.1.
-    """
-    return optax.chain(
-        _keep_dtypes(_learning_rate(learning_rate, flip_sign=False)),
-        momentum(beta, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        optax.scale(-1.0),
-    )
+    if not counts and "velocity" in fields:
+        raise ValueError(
+            "this momentum has a constant beta and no dampening, so its state is optax.sgd's "
+            "optax.TraceState(trace), but the state given is a MomentumState (from a momentum "
+            "with a beta schedule or dampening, or a checkpoint of jaxmom 0.2). Convert it: "
+            "optax.TraceState(trace=state.velocity)"
+        )
+    if not ({"velocity", "count"} <= set(fields) or "trace" in fields):
+        raise TypeError(
+            f"momentum's state must be an optax.TraceState or a jaxmom.MomentumState, got "
+            f"{type(state).__name__}"
+        )

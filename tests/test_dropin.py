@@ -1,7 +1,6 @@
-"""jaxmom as a drop-in for optax and PyTorch users: warmup from 0, argument types, dtypes,
-torch's dampening, checkpoints restored into another configuration."""
-
-import re
+"""jaxmom as a drop-in for optax users, run as they run it: ``optax.inject_hyperparams`` under
+``jax.jit``, ``nnx.jit`` and ``optax.MultiSteps``, and checkpoints that move between
+``optax.sgd`` and ``jaxmom.sgd_momentum`` (orbax and flax.serialization)."""
 
 import flax.serialization
 import jax
@@ -12,186 +11,242 @@ import pytest
 from flax import nnx
 
 import jaxmom
-from tests.helpers import scan_updates
 
 WARMUP = optax.warmup_cosine_decay_schedule(0.0, 0.1, 10, 100)
+STEPS = 100
 
 
 @pytest.fixture(scope="module")
 def problem():
+    """Parameters and a gradient that depends on them (a quadratic), as in training."""
     rng = np.random.default_rng(0)
-    params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}
-    grads = {"w": jnp.asarray(rng.normal(size=(40, 3, 4)), jnp.float32)}
-    return params, grads
+    params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32), "b": jnp.ones(4)}
+    h = {"w": jnp.asarray(rng.uniform(0.5, 2, (3, 4)), jnp.float32), "b": jnp.full(4, 0.7)}
+    return params, h
 
 
-def test_warmup_from_zero_through_inject_hyperparams_equals_optax_sgd(problem):
-    params, grads = problem
-    ours = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=WARMUP, beta=0.9)
-    theirs = optax.inject_hyperparams(optax.sgd)(learning_rate=WARMUP, momentum=0.9)
-    s1, s2 = ours.init(params), theirs.init(params)
-    p1 = p2 = params
-    for t in range(grads["w"].shape[0]):  # eager updates: the schedule's value is concrete
-        g = {"w": grads["w"][t]}
-        u1, s1 = ours.update(g, s1, p1)
-        u2, s2 = theirs.update(g, s2, p2)
-        p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
-        np.testing.assert_allclose(p1["w"], p2["w"], rtol=1e-6, atol=1e-7)
-    assert float(s1.hyperparams["learning_rate"]) > 0  # it did warm up
+def _grad(params, h):
+    return jax.tree.map(lambda p, c: c * p + 0.1, params, h)
 
 
-def test_warmup_through_nnx_optimizer_equals_optax_sgd():
+def _run(tx, params, h, steps=STEPS, state=None):
+    """``steps`` jitted updates of ``tx``, as a user's loop calls them: ``(params, state)``."""
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(_grad(params, h), state, params)
+        return optax.apply_updates(params, updates), state
+
+    state = tx.init(params) if state is None else state
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state
+
+
+def _assert_equal(a, b):
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+# every configuration optax.sgd has: (jaxmom kwargs, optax.sgd kwargs)
+SGD_CASES = [
+    ({"learning_rate": 0.05, "beta": 0.9}, {"learning_rate": 0.05, "momentum": 0.9}),
+    (
+        {"learning_rate": WARMUP, "beta": 0.9, "nesterov": True},
+        {"learning_rate": WARMUP, "momentum": 0.9, "nesterov": True},
+    ),
+    (
+        {"learning_rate": WARMUP, "beta": 0.8, "accumulator_dtype": "bfloat16"},
+        {"learning_rate": WARMUP, "momentum": 0.8, "accumulator_dtype": "bfloat16"},
+    ),
+]
+
+
+@pytest.mark.parametrize("ours, theirs", SGD_CASES)
+def test_inject_hyperparams_under_jit_equals_optax_sgd_bit_for_bit(problem, ours, theirs):
+    params, h = problem
+    tx = optax.inject_hyperparams(jaxmom.sgd_momentum)(**ours)
+    ref = optax.inject_hyperparams(optax.sgd)(**theirs)
+    got, state = _run(tx, params, h)
+    want, ref_state = _run(ref, params, h)
+    _assert_equal(got, want)
+    assert jax.tree.structure(state.inner_state) == jax.tree.structure(ref_state.inner_state)
+    _assert_equal(state.inner_state, ref_state.inner_state)
+    lr = state.hyperparams["learning_rate"]
+    assert lr == ref_state.hyperparams["learning_rate"]
+    if not callable(ours["learning_rate"]):  # optax finds a schedule's value twice
+        assert optax.tree_utils.tree_get(state, "learning_rate") == lr
+
+
+def test_tree_set_changes_the_jitted_run_as_in_optax(problem):
+    params, h = problem
+    tx = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=0.05, beta=0.9)
+    ref = optax.inject_hyperparams(optax.sgd)(learning_rate=0.05, momentum=0.9)
+    p1, s1 = _run(tx, params, h, steps=10)
+    p2, s2 = _run(ref, params, h, steps=10)
+    s1 = optax.tree_utils.tree_set(s1, learning_rate=0.01, beta=0.5)
+    s2 = optax.tree_utils.tree_set(s2, learning_rate=0.01, momentum=0.5)
+    p1, s1 = _run(tx, p1, h, steps=10, state=s1)
+    p2, s2 = _run(ref, p2, h, steps=10, state=s2)
+    _assert_equal(p1, p2)
+    assert float(optax.tree_utils.tree_get(s1, "beta")) == 0.5
+    unchanged, _ = _run(tx, *_run(tx, params, h, steps=10), steps=0)
+    assert not np.allclose(p1["w"], _run(tx, unchanged, h, steps=10)[0]["w"])  # it mattered
+
+
+def test_inject_hyperparams_of_momentum_in_a_chain_and_heavy_ball(problem):
+    params, h = problem
+    chained = optax.chain(
+        optax.inject_hyperparams(jaxmom.momentum)(beta=0.9, nesterov=True), optax.scale(-0.05)
+    )
+    ref = optax.chain(
+        optax.inject_hyperparams(optax.trace)(decay=0.9, nesterov=True), optax.scale(-0.05)
+    )
+    _assert_equal(_run(chained, params, h)[0], _run(ref, params, h)[0])
+    # heavy_ball is the chain scale_by_learning_rate -> trace -> scale(-1), injected or not
+    hb = optax.inject_hyperparams(jaxmom.heavy_ball)(learning_rate=WARMUP, beta=0.9)
+
+    def hb_optax(learning_rate, beta):
+        return optax.chain(
+            optax.scale_by_learning_rate(learning_rate, flip_sign=False),
+            optax.trace(beta),
+            optax.scale(-1.0),
+        )
+
+    ref = optax.inject_hyperparams(hb_optax)(learning_rate=WARMUP, beta=0.9)
+    _assert_equal(_run(hb, params, h)[0], _run(ref, params, h)[0])
+
+
+def test_inject_hyperparams_with_dampening_and_torch_options_under_jit(problem):
+    """Configurations optax does not have: injected and jitted equals the plain optimizer."""
+    params, h = problem
+    for kwargs in (
+        {"dampening": 0.3},
+        {"beta": optax.linear_schedule(0.5, 0.9, 50)},
+        {"weight_decay": 0.01, "maximize": True},
+        {"nesterov": True, "weight_decay": 0.02},
+    ):
+        kw = {"beta": 0.9, **kwargs}
+        injected = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=0.05, **kw)
+        plain = jaxmom.sgd_momentum(0.05, **kw)
+        np.testing.assert_allclose(
+            _run(injected, params, h)[0]["w"], _run(plain, params, h)[0]["w"], rtol=1e-6
+        )
+
+
+def test_multisteps_of_inject_hyperparams_equals_optax(problem):
+    params, h = problem
+    for nesterov in (False, True):
+        tx = optax.MultiSteps(
+            optax.inject_hyperparams(jaxmom.sgd_momentum)(WARMUP, 0.9, nesterov=nesterov), 3
+        )
+        ref = optax.MultiSteps(
+            optax.inject_hyperparams(optax.sgd)(WARMUP, 0.9, nesterov=nesterov), 3
+        )
+        got, state = _run(tx, params, h, steps=30)
+        want, ref_state = _run(ref, params, h, steps=30)
+        _assert_equal(got, want)
+        _assert_equal(state.inner_opt_state.inner_state, ref_state.inner_opt_state.inner_state)
+
+
+def test_nnx_optimizer_under_nnx_jit_equals_optax_sgd():
     def make(tx):
         model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
         return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
+    @nnx.jit
+    def step(model, opt, x):
+        grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+        opt.update(model, grads)
+
     x = jnp.linspace(-1, 1, 24).reshape(8, 3)
-    m1, o1 = make(optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=WARMUP, beta=0.9))
-    m2, o2 = make(optax.inject_hyperparams(optax.sgd)(learning_rate=WARMUP, momentum=0.9))
-    for _ in range(15):
-        for model, opt in ((m1, o1), (m2, o2)):
-            grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
-            opt.update(model, grads)
-        np.testing.assert_allclose(m1.kernel[...], m2.kernel[...], rtol=1e-6, atol=1e-7)
-    assert not np.allclose(m1.kernel[...], make(optax.sgd(0.1))[0].kernel[...])  # it trained
-
-
-@pytest.mark.parametrize(
-    "make",
-    [jaxmom.momentum, lambda b: jaxmom.sgd_momentum(0.1, b), lambda b: jaxmom.heavy_ball(0.1, b)],
-)
-@pytest.mark.parametrize("beta", ["0.9", [0.9, 0.8], None, True, np.array([0.5, 0.9])])
-def test_beta_of_a_wrong_type_is_named(make, beta):
-    with pytest.raises(TypeError, match="beta"):
-        make(beta)
-
-
-@pytest.mark.parametrize("lr", ["0.01", [0.01], None, False])
-def test_learning_rate_of_a_wrong_type_is_named(lr):
-    for make in (jaxmom.sgd_momentum, jaxmom.heavy_ball):
-        with pytest.raises(TypeError, match="learning_rate"):
-            make(lr, 0.9)
-    with pytest.raises(TypeError, match="nesterov"):
-        jaxmom.sgd_momentum(0.1, 0.9, nesterov="no")
-
-
-def test_values_are_checked_in_the_dtype_they_run_in():
-    for lr, becomes in ((1e-50, "0.0"), (1e39, "inf")):
-        with pytest.raises(
-            ValueError,
-            match=rf"learning_rate={re.escape(repr(lr))} does not fit float32.*{becomes}",
-        ):
-            jaxmom.sgd_momentum(lr, 0.9)
-    with jax.enable_x64(True):  # in float64 both fit
-        jaxmom.sgd_momentum(1e-50, 0.9)
-        jaxmom.sgd_momentum(1e39, 0.9)
-    with pytest.raises(ValueError, match=r"must be finite and >= 0.*-0\.5.*optax.scale"):
-        jaxmom.sgd_momentum(-0.5, 0.9)
-
-
-def test_accumulator_dtype_equals_optax_sgd(problem):
-    params, grads = problem
     for nesterov in (False, True):
-        ours = jaxmom.sgd_momentum(
-            0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16
-        )  # fmt: skip
-        theirs = optax.sgd(0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16)
-        np.testing.assert_array_equal(
-            scan_updates(ours, params, grads)["w"], scan_updates(theirs, params, grads)["w"]
+        m1, o1 = make(
+            optax.inject_hyperparams(jaxmom.sgd_momentum)(WARMUP, beta=0.9, nesterov=nesterov)
         )
-        assert ours.init(params)[0].velocity["w"].dtype == jnp.bfloat16
+        m2, o2 = make(optax.inject_hyperparams(optax.sgd)(WARMUP, 0.9, nesterov=nesterov))
+        for _ in range(30):
+            step(m1, o1, x)
+            step(m2, o2, x)
+        np.testing.assert_array_equal(m1.kernel[...], m2.kernel[...])
+        assert not np.allclose(m1.kernel[...], make(optax.sgd(0.1))[0].kernel[...])  # trained
+        assert float(o1.opt_state.hyperparams["learning_rate"]) > 0  # it warmed up
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-def test_heavy_ball_keeps_low_precision_state_under_scan(problem, dtype):
-    params, grads = jax.tree.map(lambda a: a.astype(dtype), problem)
-    for tx in (
-        jaxmom.heavy_ball(jnp.float32(0.01), 0.9),
-        jaxmom.heavy_ball(jnp.float32(0.01), jnp.float32(0.9), nesterov=True),
-        jaxmom.heavy_ball(optax.linear_schedule(0.0, 0.01, 10), 0.9),
+def test_state_shape_comes_from_the_configuration_not_a_value(problem):
+    params, _ = problem
+    assert isinstance(jaxmom.momentum(0.9).init(params), optax.TraceState)
+    assert isinstance(jaxmom.momentum(0.9, dampening=0).init(params), optax.TraceState)
+    # an array dampening may be traced: a counted state whatever its value, in init and update
+    zero = jaxmom.momentum(0.9, dampening=jnp.float32(0.0))
+    assert isinstance(zero.init(params), jaxmom.MomentumState)
+    assert isinstance(
+        jaxmom.momentum(optax.constant_schedule(0.9)).init(params), jaxmom.MomentumState
+    )
+    with pytest.raises(ValueError, match=r"nesterov=True needs no dampening.*static_args"):
+        jaxmom.momentum(0.9, nesterov=True, dampening=jnp.float32(0.0))
+
+
+# -- checkpoints between optax.sgd and jaxmom.sgd_momentum --------------------------------------
+
+PAIRS = [
+    (lambda: optax.sgd(0.05, 0.9), lambda: jaxmom.sgd_momentum(0.05, 0.9)),
+    (
+        lambda: optax.sgd(WARMUP, 0.9, nesterov=True),
+        lambda: jaxmom.sgd_momentum(WARMUP, 0.9, nesterov=True),
+    ),
+]
+
+
+def _orbax_round_trip(tree, target, path):
+    import orbax.checkpoint as ocp
+
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(path, tree)
+    ckpt.wait_until_finished()
+    return ckpt.restore(path, target)
+
+
+def _flax_round_trip(tree, target, path):
+    path.write_bytes(flax.serialization.to_bytes(tree))
+    return flax.serialization.from_bytes(target, path.read_bytes())
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("round_trip", [_orbax_round_trip, _flax_round_trip])
+def test_checkpoints_move_between_optax_sgd_and_jaxmom_both_ways(
+    problem, tmp_path, pair, round_trip
+):
+    params, h = problem
+    make_optax, make_jaxmom = pair
+    uninterrupted, _ = _run(make_optax(), params, h)
+    for i, (first, second) in enumerate(
+        ((make_optax(), make_jaxmom()), (make_jaxmom(), make_optax()))
     ):
-        out = scan_updates(tx, params, grads)  # fails if the velocity turned float32
-        assert out["w"].dtype == dtype
-        _, state = tx.update({"w": grads["w"][0]}, tx.init(params), params)
-        assert state[1].velocity["w"].dtype == dtype
-    # with accumulator_dtype the velocity is kept in it
-    tx = jaxmom.heavy_ball(0.01, 0.9, accumulator_dtype=jnp.float32)
-    assert tx.init(params)[1].velocity["w"].dtype == jnp.float32
-    assert scan_updates(tx, params, grads)["w"].dtype == dtype
+        p, s = _run(first, params, h, steps=STEPS // 2)
+        target = {"params": params, "opt_state": second.init(params)}
+        restored = round_trip({"params": p, "opt_state": s}, target, tmp_path / f"ckpt{i}")
+        got, _ = _run(second, restored["params"], h, steps=STEPS // 2, state=restored["opt_state"])
+        _assert_equal(got, uninterrupted)
 
 
-def test_heavy_ball_nesterov_is_the_look_ahead_and_equals_sgd_momentum(problem):
-    params, grads = problem
-    lr, beta = 0.05, 0.8
-    got = scan_updates(jaxmom.heavy_ball(lr, beta, nesterov=True), params, grads)["w"]
-    want = scan_updates(jaxmom.sgd_momentum(lr, beta, nesterov=True), params, grads)["w"]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    # the documented update, in float64: v <- beta v + lr g ; x <- x - (beta v + lr g)
-    x, v = np.asarray(params["w"], np.float64), 0.0
-    for t, g in enumerate(np.asarray(grads["w"], np.float64)):
-        v = beta * v + lr * g
-        x = x - (beta * v + lr * g)
-        np.testing.assert_allclose(got[t], x, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dampening_equals_torch(torch, dtype):
-    steps = 50
-    rng = np.random.default_rng(3)
-    x0 = rng.normal(size=(4, 3)).astype(dtype)
-    grads = rng.normal(size=(steps, 4, 3)).astype(dtype)
-    jdtype = jnp.float64 if dtype == "float64" else jnp.float32
-    for beta, damp in ((0.9, 0.1), (0.5, 0.5), (0.99, 0.9), (0.8, 1.0), (0.0, 0.3)):
-        p = torch.nn.Parameter(torch.tensor(x0))
-        opt = torch.optim.SGD([p], lr=0.05, momentum=beta, dampening=damp)
-        want = []
-        for g in grads:
-            p.grad = torch.tensor(g)
-            opt.step()
-            want.append(p.detach().numpy().copy())
-        with jax.enable_x64(dtype == "float64"):
-            tx = jaxmom.sgd_momentum(0.05, beta, dampening=damp)
-            got = scan_updates(tx, jnp.asarray(x0, jdtype), jnp.asarray(grads, jdtype))
-            assert got.dtype == jdtype
-            tol = 1e-12 if dtype == "float64" else 2e-5
-            np.testing.assert_allclose(got, np.stack(want), rtol=tol, atol=tol)
-    # the first step is the undamped gradient, so scaling the gradient by (1 - d) is not torch
-    scaled = optax.chain(optax.scale(0.9), jaxmom.sgd_momentum(0.05, 0.9))
-    got = scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.1), jnp.asarray(x0), grads)
-    assert not np.allclose(got, scan_updates(scaled, jnp.asarray(x0), grads), rtol=1e-3)
-
-
-def test_dampening_zero_keeps_the_state_of_optax_trace_and_traced_dampening_works(problem):
-    params, grads = problem
-    assert jaxmom.momentum(0.9, dampening=0.0).init(params).count is None
-    with pytest.raises(ValueError, match="nesterov=True needs dampening=0"):
-        jaxmom.sgd_momentum(0.1, 0.9, nesterov=True, dampening=0.1)
-    with pytest.raises(ValueError, match="dampening must be finite and in"):
-        jaxmom.momentum(0.9, dampening=1.5)
-    with pytest.raises(TypeError, match="dampening"):
-        jaxmom.momentum(0.9, dampening="0.1")
-
-    @jax.jit
-    def run(d):  # a traced dampening: one program for every value
-        return scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=d), params, grads)["w"]
-
-    want = scan_updates(jaxmom.sgd_momentum(0.05, 0.9, dampening=0.3), params, grads)["w"]
-    np.testing.assert_allclose(run(jnp.float32(0.3)), want, rtol=1e-6)
-
-
-def test_restored_state_that_does_not_fit_says_what_to_do(problem):
-    params, grads = problem
-    g = {"w": grads["w"][0]}
+def test_a_state_of_another_configuration_says_how_to_convert(problem):
+    params, h = problem
+    g = _grad(params, h)
     constant = jaxmom.sgd_momentum(0.1, 0.9)
-    scheduled = jaxmom.sgd_momentum(0.1, optax.linear_schedule(0.5, 0.9, 10))
-    saved = flax.serialization.to_state_dict(constant.update(g, constant.init(params))[1])
-    restored = flax.serialization.from_state_dict(scheduled.init(params), saved)
-    with pytest.raises(ValueError, match=r"beta is a schedule.*count=None.*tx.init"):
-        scheduled.update(g, restored, params)
-    fixed = (restored[0]._replace(count=jnp.asarray(1, jnp.int32)), *restored[1:])
-    scheduled.update(g, fixed, params)  # the fix the message gives works
-    saved = flax.serialization.to_state_dict(scheduled.update(g, scheduled.init(params))[1])
-    restored = flax.serialization.from_state_dict(constant.init(params), saved)
-    assert restored[0].count is not None  # flax restores the count it was given
-    with pytest.raises(ValueError, match=r"constant beta and no dampening.*count=1"):
-        constant.update(g, restored, params)
+    damped = jaxmom.sgd_momentum(0.1, 0.9, dampening=0.1)
+    trace_state, damped_state = constant.init(params), damped.init(params)
+    with pytest.raises(ValueError, match=r"MomentumState\(velocity=state.trace"):
+        damped.update(g, trace_state, params)
+    with pytest.raises(ValueError, match=r"optax.TraceState\(trace=state.velocity\)"):
+        constant.update(g, damped_state, params)
+    # the fixes the messages give work
+    count = jnp.asarray(0, jnp.int32)
+    converted = (jaxmom.MomentumState(trace_state[0].trace, count), *trace_state[1:])
+    damped.update(g, converted, params)
+    constant.update(
+        g, (optax.TraceState(trace=damped_state[0].velocity), *damped_state[1:]), params
+    )
+    # a state of jaxmom 0.2 (a MomentumState without a count) for a counted configuration
+    old = (jaxmom.MomentumState(trace_state[0].trace, None), *trace_state[1:])
+    with pytest.raises(ValueError, match=r"count=None.*_replace\(count="):
+        damped.update(g, old, params)
