@@ -11,9 +11,11 @@ On :math:`f(x) = \tfrac{h}{2} x^2` heavy ball,
 
 and converges linearly at the rate :math:`\rho(A)`, the largest modulus of the roots of
 :math:`\lambda^2 - (1 - \alpha h + \beta)\lambda + \beta = 0`. Every function is jax.numpy,
-elementwise over broadcast arguments, and works under ``jit`` and ``vmap``. Concrete
-arguments are checked first (finite; ``alpha > 0``; ``beta`` in [0, 1]; ``0 < mu <= L``), with a
-``ValueError`` that names the argument; traced ones cannot be checked.
+elementwise over broadcast arguments, and works under ``jit`` and ``vmap``. The matrix is
+defined for every real ``alpha``, ``beta`` and ``h``, so these functions accept every finite
+number (``alpha * h = 0``, negative momentum, ``beta >= 1``) and refuse only what is not one (a
+string, ``None``, ``nan``, ``inf``), with an error that names the argument; the optimal
+parameters need curvatures ``0 < mu <= L``. Traced arguments cannot be checked.
 
 Reference: Goh, "Why Momentum Really Works", Distill, 2017.
 """
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmom._checks import check_beta, concrete, first_bad
+from jaxmom._checks import concrete, first_bad
 
 
 def _check(name: str, value, ok, must: str) -> np.ndarray | None:
@@ -36,13 +38,10 @@ def _check(name: str, value, ok, must: str) -> np.ndarray | None:
     return arr
 
 
-def _check_args(alpha=None, beta=None, h=None) -> None:
-    if alpha is not None:
-        _check("alpha", alpha, lambda a: a > 0, "finite and > 0")
-    if beta is not None:
-        check_beta(beta, scalar=False)
-    if h is not None:
-        _check("h", h, lambda a: True, "finite")
+def _check_args(**args) -> None:
+    """Each named argument a finite number (or array of them): the matrix is defined there."""
+    for name, value in args.items():
+        _check(name, value, lambda a: True, "finite")
 
 
 def _check_curvatures(mu, L) -> None:
@@ -54,7 +53,7 @@ def _check_curvatures(mu, L) -> None:
 
 def iteration_matrix(alpha, beta, h) -> jax.Array:
     """``[..., 2, 2]``: ``[[1 - alpha*h + beta, -beta], [1, 0]]`` over the broadcast arguments."""
-    _check_args(alpha, beta, h)
+    _check_args(alpha=alpha, beta=beta, h=h)
     alpha, beta, h = jnp.broadcast_arrays(*map(jnp.asarray, (alpha, beta, h)))
     one, zero = jnp.ones_like(beta), jnp.zeros_like(beta)
     top = jnp.stack([1 - alpha * h + beta, -beta], axis=-1)
@@ -66,7 +65,7 @@ def spectral_radius(alpha, beta, h) -> jax.Array:
 
     Where the roots are complex (``(1 - alpha*h + beta)^2 < 4 beta``) it is ``sqrt(beta)``.
     """
-    _check_args(alpha, beta, h)
+    _check_args(alpha=alpha, beta=beta, h=h)
     t = 1 - jnp.asarray(alpha) * h + beta
     disc = t**2 - 4 * jnp.asarray(beta)
     root = jnp.sqrt(jnp.maximum(disc, 0.0))
@@ -76,7 +75,7 @@ def spectral_radius(alpha, beta, h) -> jax.Array:
 
 def gd_rate(alpha, h) -> jax.Array:
     """Gradient descent's linear rate on ``h/2 x^2``: ``|1 - alpha*h|`` (momentum with beta 0)."""
-    _check_args(alpha, None, h)
+    _check_args(alpha=alpha, h=h)
     return jnp.abs(1 - jnp.asarray(alpha) * h)
 
 
@@ -101,24 +100,30 @@ def optimal_gd(mu, L):
 
 
 def converges(alpha, beta, h) -> jax.Array:
-    """True where heavy ball converges on ``h/2 x^2``.
+    """True where heavy ball converges on ``h/2 x^2``, i.e. where rho(A) < 1.
 
-    That is, 0 <= beta < 1 and 0 < alpha*h < 2(1 + beta).
+    That is, |beta| < 1 and 0 < alpha*h < 2(1 + beta) (the Jury conditions of the
+    characteristic polynomial; negative momentum included).
     """
-    _check_args(alpha, beta, h)
-    ah = jnp.asarray(alpha) * h
-    return (beta >= 0) & (beta < 1) & (ah > 0) & (ah < 2 * (1 + jnp.asarray(beta)))
+    _check_args(alpha=alpha, beta=beta, h=h)
+    ah, beta = jnp.asarray(alpha) * h, jnp.asarray(beta)
+    return (jnp.abs(beta) < 1) & (ah > 0) & (ah < 2 * (1 + beta))
 
 
 def critical_beta(alpha, h) -> jax.Array:
-    """The smallest beta whose roots are complex (critical damping): ``(1 - sqrt(alpha*h))^2``."""
-    _check_args(alpha, None, h)
-    return (1 - jnp.sqrt(jnp.asarray(alpha) * h)) ** 2
+    """The smallest beta whose roots are complex (critical damping): ``(1 - sqrt(alpha*h))^2``.
+
+    The roots are complex for beta strictly between ``(1 -+ sqrt(alpha*h))^2``; where
+    ``alpha*h < 0`` no beta makes them complex, and the answer is ``inf``.
+    """
+    _check_args(alpha=alpha, h=h)
+    ah = jnp.asarray(alpha) * h
+    return jnp.where(ah >= 0, (1 - jnp.sqrt(jnp.maximum(ah, 0))) ** 2, jnp.inf)
 
 
 def terminal_velocity_factor(beta) -> jax.Array:
     """``1 / (1 - beta)``: under a constant gradient g the step tends to alpha*g / (1 - beta)."""
-    _check_args(None, beta)
+    _check_args(beta=beta)
     return 1 / (1 - jnp.asarray(beta))
 
 

@@ -17,7 +17,10 @@ arguments of a pure train function (PureJaxRL's way, and :func:`jaxmom.grid_swee
 the sweeps live) or ``optax.inject_hyperparams`` (the values move into the state). Tracing
 ``update`` once turns its captured arrays into inputs of one program shared by every optimizer
 built alike, with nothing asked of the caller; Python floats stay constants. The price is two
-small caches: compiled runs by the jaxpr's text, and the tracing by optimizer object.
+small caches: compiled runs by the jaxpr's text, and the tracing by optimizer object and by
+everything that changes the traced program (the parameters' and state's tree, shapes, dtypes
+and weak types, and ``jax_enable_x64``), so the same optimizer trains float32 and float64
+parameters in turn.
 """
 
 from __future__ import annotations
@@ -228,7 +231,7 @@ def _check_order(order: BatchOrder, n: int, epochs: int) -> BatchOrder:
 
 
 _COMPILED: dict = {}  # (jaxpr of opt.update, trees) -> jitted run
-_HOISTED: dict = {}  # (id(opt), parameter tree and shapes) -> (opt, run, consts); opt kept alive
+_HOISTED: dict = {}  # (id(opt), x64, trees, shapes, dtypes) -> (opt, run, consts); opt kept alive
 _HOISTED_MAX = 64
 
 
@@ -254,6 +257,17 @@ def _make_run(update_closed, update_tree):
     return _xla.jit(run, static_argnames="epochs")
 
 
+def _avals(*trees) -> tuple:
+    """What of ``trees`` changes a traced program: structure, and every leaf's shape, dtype and
+    weak type."""
+    leaves, tree = jax.tree.flatten(trees)
+    return (tree, *((jnp.shape(a), jnp.result_type(a), _weak(a)) for a in leaves))
+
+
+def _weak(a) -> bool:
+    return isinstance(a, int | float) or bool(getattr(a, "weak_type", False))
+
+
 def _hoist(opt: optax.GradientTransformation, params, opt_state):
     """A jitted run for ``opt``, and the arrays (beta, learning rate, ...) it takes as inputs.
 
@@ -262,7 +276,7 @@ def _hoist(opt: optax.GradientTransformation, params, opt_state):
     of the jaxpr, so a new float is a new program. Repeated calls with the same ``opt`` object
     skip the tracing.
     """
-    ident = (id(opt), jax.tree.structure(params), *(jnp.shape(a) for a in jax.tree.leaves(params)))
+    ident = (id(opt), jax.config.jax_enable_x64, *_avals(params, opt_state))
     if ident in _HOISTED:
         return _HOISTED[ident][1:]
     closed, out = jax.make_jaxpr(opt.update, return_shape=True)(params, opt_state, params)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxmom
@@ -127,14 +128,52 @@ def test_linear_term_gives_a_constant_gradient():
         (lambda: theory.optimal_momentum(0.0, 1.0), "mu must be finite and > 0, got mu=0.0"),
         (lambda: theory.optimal_gd(2.0, 1.0), "L must be >= mu"),
         (lambda: theory.optimal_momentum(1.0, float("inf")), "L must be finite"),
-        (lambda: theory.spectral_radius(-0.1, 0.5, 1.0), "alpha must be finite and > 0"),
-        (lambda: theory.spectral_radius(0.1, 1.5, 1.0), "beta must be finite and in"),
+        (lambda: theory.spectral_radius(np.nan, 0.5, 1.0), "alpha must be finite, got alpha=nan"),
+        (lambda: theory.spectral_radius(0.1, -np.inf, 1.0), "beta must be finite, got beta=-inf"),
         (lambda: theory.converges(0.1, [0.5, np.nan], 1.0), "got beta=nan"),
         (lambda: theory.critical_beta(0.1, np.inf), "h must be finite"),
-        (lambda: theory.terminal_velocity_factor(-1), "beta must be"),
+        (lambda: theory.terminal_velocity_factor(None), "beta must be numbers"),
         (lambda: theory.gd_rate("0.1", 1.0), "alpha must be"),
     ],
 )
 def test_concrete_arguments_are_checked(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_the_whole_domain_of_the_matrix_is_accepted():
+    """alpha*h = 0, negative and large beta: numpy's eigenvalues and the Jury conditions."""
+    rng = np.random.default_rng(1)
+    ah = np.concatenate([[0.0, 0.0, -0.5], rng.uniform(-1, 5, 500)])
+    beta = np.concatenate([[0.5, -0.5, 0.3], rng.uniform(-1.5, 1.5, 500)])
+    with jax.enable_x64(True):
+        rho = np.asarray(theory.spectral_radius(ah, beta, 1.0))
+        a = np.asarray(theory.iteration_matrix(ah, beta, 1.0))
+        conv = np.asarray(theory.converges(ah, beta, 1.0))
+        crit = np.asarray(theory.critical_beta(ah, 1.0))
+    np.testing.assert_allclose(rho, np.abs(np.linalg.eigvals(a)).max(-1), rtol=1e-6, atol=1e-6)
+    assert rho[0] == 1.0 and not conv[0]  # alpha*h = 0: the root 1, no progress
+    clear = np.abs(rho - 1) > 1e-6
+    np.testing.assert_array_equal(conv[clear], rho[clear] < 1)
+    assert conv[(beta < 0) & (rho < 1 - 1e-6)].all() and (conv & (beta < 0)).any()
+    assert np.isinf(crit[ah < 0]).all()
+    complex_roots = np.abs(np.imag(np.linalg.eigvals(a))).max(-1) > 1e-9
+    np.testing.assert_array_equal(complex_roots[ah < 0], False)
+    inside = (
+        (ah >= 0) & (beta > crit + 1e-6) & (beta < (1 + np.sqrt(np.maximum(ah, 0))) ** 2 - 1e-6)
+    )
+    np.testing.assert_array_equal(
+        complex_roots[(ah >= 0) & (np.abs(beta - crit) > 1e-6)],
+        inside[(ah >= 0) & (np.abs(beta - crit) > 1e-6)],
+    )
+    # negative momentum on a real trajectory converges at rho
+    with jax.enable_x64(True):
+        xs = theory.quadratic_trajectory(
+            jnp.array([1.0]),
+            1.0,
+            optax.sgd(0.5, momentum=-0.3),
+            120,  # torch and jaxmom refuse it
+        )[:, 0]
+    assert (
+        abs(_measured_rate(xs, burn=10) / float(theory.spectral_radius(0.5, -0.3, 1.0)) - 1) < 0.02
+    )
