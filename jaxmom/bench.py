@@ -70,7 +70,6 @@ METHODS = (
     "jaxmom_sweep_autodiff",
 )
 SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
-TORCH_METHODS = ("torch_loop", "torch_func_vmap")
 LR, BETA, EPOCHS = 0.01, 0.8, 12
 AUTODIFF = jax.value_and_grad(mse_loss)  # the usual way to get the step's loss and gradient
 
@@ -332,6 +331,28 @@ def _torch_version() -> str | None:
     return f"{torch.__version__} ({_torch_device(torch)})"
 
 
+#: The optional package each peer needs (the other methods need only jaxmom's dependencies).
+REQUIRES = {"torch_loop": "torch", "torch_func_vmap": "torch"}
+#: How to install each optional package.
+INSTALL = {
+    "torch": "pip install torch==2.13.0 (the CPU build; or pip install 'jaxmom[torch]')",
+    "optuna": "pip install 'jaxmom[bench]'",
+    "hyperoptax": "pip install 'jaxmom[bench]'",
+    "sklearn": "pip install 'jaxmom[experiments]' (scikit-learn ships the digits data set)",
+}
+
+
+def missing(methods: Sequence[str], requires: dict[str, str] = REQUIRES) -> dict[str, str]:
+    """``{method: package}`` for each of ``methods`` whose optional package is not installed."""
+    import importlib.util
+
+    return {
+        m: requires[m]
+        for m in methods
+        if m in requires and importlib.util.find_spec(requires[m]) is None
+    }
+
+
 def check_methods(methods: Sequence[str], choices: Sequence[str] = METHODS) -> None:
     """A ``ValueError`` naming the first of ``methods`` that is not in ``choices``."""
     unknown = [m for m in methods if m not in choices]
@@ -364,10 +385,9 @@ def run(
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     say = log or (lambda s: None)
     torch_version = _torch_version()
-    skipped = []
-    if torch_version is None and any(m in TORCH_METHODS for m in methods):
-        skipped = [m for m in methods if m in TORCH_METHODS]
-        say(f"PyTorch is not installed: skipping {', '.join(skipped)}")
+    skipped = list(missing(methods))
+    if skipped:
+        say(f"not installed, skipping: {', '.join(skipped)} ({INSTALL['torch']})")
     methods = [m for m in methods if m not in skipped]
 
     params, order, data = task()

@@ -51,7 +51,9 @@ from jaxmom.training import masked_mean
 
 FORMAT = "jaxmom.bench_digits/1"
 METHODS = ("engine", "vmap", "optuna", "hyperoptax")
-OPTIONAL = {"optuna": "optuna", "hyperoptax": "hyperoptax"}
+OPTIONAL = {"optuna": "optuna", "hyperoptax": "hyperoptax"}  # method: the package it needs
+#: What the task itself needs (its data set).
+TASK_REQUIRES = "sklearn"
 LRS, SEEDS, EPOCHS, BATCH = (0.03, 0.1), (0, 1), 5, 32
 OPTUNA_MAX_TRIALS = 32
 
@@ -192,10 +194,9 @@ def check_methods(methods: Sequence[str]) -> None:
     bench.check_methods(methods, METHODS)
 
 
-def _missing(methods: Sequence[str]) -> list[str]:
-    import importlib.util
-
-    return [m for m in methods if m in OPTIONAL and importlib.util.find_spec(OPTIONAL[m]) is None]
+def missing(methods: Sequence[str]) -> dict[str, str]:
+    """``{method: package}`` for each of ``methods`` whose optional package is not installed."""
+    return bench.missing(methods, OPTIONAL)
 
 
 def run(
@@ -212,9 +213,9 @@ def run(
     for n in sizes:
         grid(n)
     say = log or (lambda s: None)
-    skipped = _missing(methods)
+    skipped = list(missing(methods))
     if skipped:
-        say(f"not installed, skipping: {', '.join(skipped)} (pip install 'jaxmom[bench]')")
+        say(f"not installed, skipping: {', '.join(skipped)} ({bench.INSTALL['optuna']})")
     methods = [m for m in methods if m not in skipped]
     train_fn, data = task()
     steps = train_fn.steps(data[0].shape[0])

@@ -329,14 +329,28 @@ def _bench(args, parser) -> int:
         from jaxmom import bench_digits as bench
     else:
         from jaxmom import bench
-    if args.methods is None:
-        args.methods = list(bench.METHODS)
+    chosen = args.methods is not None
+    args.methods = list(bench.METHODS) if args.methods is None else args.methods
     try:
         bench.check_methods(args.methods)
     except ValueError as e:
         parser.error(str(e))
     if not args.methods:
         parser.error("--methods is empty: give a comma list from " + ",".join(bench.METHODS))
+    from jaxmom.bench import INSTALL, missing
+
+    if args.task == "digits" and missing(["digits"], {"digits": bench.TASK_REQUIRES}):
+        return _fail(
+            parser,
+            f"--task digits needs scikit-learn, which is not installed: {INSTALL['sklearn']}",
+        )
+    absent = bench.missing(args.methods)
+    if absent and chosen:  # asked for by name: say so, rather than print an empty table
+        method, package = next(iter(absent.items()))
+        hint = INSTALL.get(package, f"pip install {package}")
+        why = f"--methods {method} needs {package}, which is not installed: {hint}"
+        return _fail(parser, why)
+    # the default methods: run.* skips what is not installed, says so and records it
     if args.out is not None and not args.out.endswith(".json"):
         parser.error(f"--out must name a .json file, got {args.out!r}")
     if args.out is not None:
@@ -365,6 +379,12 @@ def _bench(args, parser) -> int:
         png = bench.plot(report, path.with_suffix(".png"))
         print(f"wrote {path} and {png}")
     return 0
+
+
+def _fail(parser, message: str) -> int:
+    """One line on stderr, exit status 2 (as argparse's errors, without the usage)."""
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 # flags whose value may start with a minus ("--betas -inf" as "--betas=-inf")

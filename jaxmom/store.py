@@ -20,7 +20,6 @@ so a killed sweep never leaves the store locked; a second sweep on a locked stor
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -61,6 +60,14 @@ class Lock:
     """An exclusive ``flock`` on ``PATH/.lock``; the owner's pid and host are written inside."""
 
     def __init__(self, path: Path):
+        try:  # imported here, so that jaxmom imports where fcntl does not exist (Windows)
+            import fcntl
+        except ImportError:
+            raise RuntimeError(
+                f"writing the sweep store {str(path)!r} needs POSIX file locks (fcntl), which "
+                "this platform lacks: sweep without out= (results stay in memory), or run "
+                "under Linux, macOS or WSL"
+            ) from None
         self.path = path / ".lock"
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

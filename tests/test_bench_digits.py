@@ -38,9 +38,10 @@ def test_hyperoptax_grid_equals_the_engine(engine_losses):
 
 def test_quick_digits_bench_report(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bd, "OPTIONAL", {**bd.OPTIONAL, "hyperoptax": "no_such_module_here"})
+    monkeypatch.setattr(bd, "METHODS", ("engine", "vmap", "hyperoptax"))  # the default methods
     out = tmp_path / "digits.json"
     argv = ["bench", "--task", "digits", "--quick", "--repeats", "1", "--out", str(out)]
-    assert cli.main([*argv, "--methods", "engine,vmap,hyperoptax"]) == 0
+    assert cli.main(argv) == 0  # a default peer that is not installed is skipped, and said
     printed = capsys.readouterr().out
     assert "skipping: hyperoptax" in printed and "| engine | 8 |" in printed
     report = __import__("json").loads(out.read_text())
@@ -54,3 +55,29 @@ def test_quick_digits_bench_report(tmp_path, capsys, monkeypatch):
         cli.main(["bench", "--task", "digits", "--models", "6"])
     with pytest.raises(SystemExit):
         cli.main(["bench", "--task", "digits", "--methods", "torch_loop"])
+
+
+def test_a_missing_package_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    """Asked for by name, a peer that is not installed is an error naming the package and the
+    extra, before any compute; so is the digits task without scikit-learn."""
+    from jaxmom import bench
+
+    monkeypatch.setitem(bench.REQUIRES, "torch_loop", "no_such_module_here")
+    out = tmp_path / "r.json"
+    assert cli.main(["bench", "--quick", "--methods", "torch_loop", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and "--methods torch_loop needs no_such_module_here, which is not installed" in err
+    )
+    monkeypatch.setitem(bench.INSTALL, "no_such_module_here", "pip install it")
+    monkeypatch.setattr(bd, "TASK_REQUIRES", "no_such_module_here")
+    assert cli.main(["bench", "--task", "digits", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "jaxmom bench: error: --task digits needs scikit-learn, which is not installed: "
+        + bench.INSTALL["sklearn"]
+        + "\n"
+    )
+    assert not out.exists()

@@ -69,3 +69,46 @@ def test_version_is_the_packages():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert jaxmom.__version__ == project["version"]
+
+
+def test_the_wheel_carries_the_license(tmp_path):
+    """The built wheel (from a copy of what it is built from) holds LICENSE, Apache-2.0."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "jaxmom", src / "jaxmom", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("jaxmom-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        (license_file,) = [n for n in names if n.endswith("licenses/LICENSE")]
+        assert "Apache License" in zf.read(license_file).decode()
+        meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in meta and "License-File: LICENSE" in meta
+
+
+def test_jaxmom_imports_without_fcntl(tmp_path):
+    """Where fcntl does not exist (Windows) jaxmom imports; only writing a store says why not."""
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"
+        "import jaxmom, pathlib\n"
+        "from jaxmom.store import Lock\n"
+        "try:\n"
+        "    Lock(pathlib.Path('.'))\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "needs POSIX file locks (fcntl)" in proc.stdout and "without out=" in proc.stdout
+    assert not (tmp_path / ".lock").exists()
