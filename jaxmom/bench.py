@@ -389,6 +389,8 @@ def run(
     if skipped:
         say(f"not installed, skipping: {', '.join(skipped)} ({INSTALL['torch']})")
     methods = [m for m in methods if m not in skipped]
+    if not methods:
+        raise ValueError(f"nothing to run: {', '.join(skipped)} not installed")
 
     params, order, data = task()
     steps = int(order.indices.shape[0])

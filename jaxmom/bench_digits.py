@@ -217,6 +217,8 @@ def run(
     if skipped:
         say(f"not installed, skipping: {', '.join(skipped)} ({bench.INSTALL['optuna']})")
     methods = [m for m in methods if m not in skipped]
+    if not methods:
+        raise ValueError(f"nothing to run: {', '.join(skipped)} not installed")
     train_fn, data = task()
     steps = train_fn.steps(data[0].shape[0])
     size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
