@@ -13,8 +13,18 @@ The run of ``key`` builds the model from ``nnx.Rngs(k_model)`` and its batch ord
 ``k_order`` (``k_model, k_order = jax.random.split(key)``, as :func:`jaxmom.seed_inputs`), so
 both are computed once per seed for every grid point. The model is split once
 (``nnx.split(model, nnx.Param, ...)``) and trained by :func:`jaxmom.train_scan`, the project's
-one training loop, with autodiff's gradient of the masked mean loss. Only ``nnx.Param``
-variables are trained; other state (batch statistics, RNG counters) stays as built.
+one training loop, with autodiff's gradient of the masked mean loss, as Flax trains it:
+
+* ``nnx.Param`` variables are trained by the optimizer;
+* every other variable a layer updates (``nnx.BatchStat`` of ``BatchNorm``, the counters of
+  ``nnx.Rngs`` streams) is carried from step to step, so each step draws fresh keys for
+  ``Dropout`` from the run's own stream: a run stays a pure function of
+  ``(hparams, key, data)``, and two seeds draw differently;
+* the steps run in training mode (``model.train()``), the held-out metrics in evaluation mode
+  (``model.eval()``: no dropout, ``BatchNorm`` on its running averages).
+
+A padded last batch (``n`` not a multiple of ``batch_size``) is masked out of the loss, but a
+layer that computes batch statistics sees its padding rows; ``drop_last=True`` drops that batch.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ def nnx_train_fn(
     metrics: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] | None = None,
     record_every: int = 0,
     return_params: bool = False,
+    drop_last: bool = False,
 ):
     """A ``train_fn(hparams, key, data)`` for :func:`jaxmom.grid_sweep` that trains an NNX model.
 
@@ -62,6 +73,8 @@ def nnx_train_fn(
         as outputs ``test_<name>`` (e.g. ``{"accuracy": jaxmom.accuracy}``).
       record_every: also output the loss of every k-th step as ``step_losses`` (0: not).
       return_params: also output the final parameters (``params/...``).
+      drop_last: drop the last partial batch of each epoch instead of padding and masking it
+        (for models with batch statistics, which would see the padding).
 
     Returns:
       ``train_fn(hparams, key, data)`` with ``data = (x, y)`` or ``(x, y, x_test, y_test)``,
@@ -89,33 +102,40 @@ def nnx_train_fn(
         if batch_size > n:
             raise ValueError(f"batch_size={batch_size} is more than the {n} training examples")
         k_model, k_order = jax.random.split(key)
-        graphdef, params, rest = nnx.split(model(nnx.Rngs(k_model)), nnx.Param, ...)
-        order = batch_order(k_order, n, batch_size, epochs)
+        module = model(nnx.Rngs(k_model))
+        module.train()
+        graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+        module.eval()
+        eval_graphdef = nnx.graphdef(module)
+        order = batch_order(k_order, n, batch_size, epochs, drop_last=drop_last)
 
-        def apply(p, inputs):
-            return nnx.merge(graphdef, p, rest)(inputs)
+        def value_and_grad(p, state, xb, yb, mask):
+            # the state goes in as bare arrays, so that its variables are made (and may be
+            # updated) inside the gradient's trace: NNX refuses to mutate a variable of another
+            leaves, tree = jax.tree.flatten(state)
 
-        def value_and_grad(p, xb, yb, mask):
-            def mean_loss(p):
-                per_example = loss(apply(p, xb), yb)
+            def mean_loss(p, leaves):
+                m = nnx.merge(graphdef, p, jax.tree.unflatten(tree, leaves))
+                per_example = loss(m(xb), yb)
                 if per_example.shape != (xb.shape[0],):
                     raise ValueError(
                         f"loss must give one value per example, shape ({xb.shape[0]},), got "
                         f"{per_example.shape}"
                     )
-                return masked_mean(per_example, mask)
+                return masked_mean(per_example, mask), nnx.split(m, nnx.Param, ...)[2]
 
-            return jax.value_and_grad(mean_loss)(p)
+            return jax.value_and_grad(mean_loss, has_aux=True)(p, leaves)
 
         res = train_scan(
-            optimizer(**hp), params, order, (x, y), epochs, value_and_grad=value_and_grad
-        )
+            optimizer(**hp), params, order, (x, y), epochs,
+            value_and_grad=value_and_grad, model_state=rest,
+        )  # fmt: skip
         out = {"final_loss": res.epoch_losses[-1], "epoch_losses": res.epoch_losses}
         if record_every:
             out["step_losses"] = res.step_losses[::record_every]
         if len(data) == 4:
             x_test, y_test = data[2:]
-            outputs = apply(res.params, x_test)
+            outputs = nnx.merge(eval_graphdef, res.params, res.model_state)(x_test)
             out["test_loss"] = jnp.mean(loss(outputs, y_test))
             for name, fn in metrics.items():
                 out[f"test_{name}"] = fn(outputs, y_test)
@@ -123,5 +143,5 @@ def nnx_train_fn(
             out["params"] = res.params.to_pure_dict()
         return out
 
-    train_fn.steps = lambda n: epochs * steps_per_epoch(n, batch_size)
+    train_fn.steps = lambda n: epochs * steps_per_epoch(n, batch_size, drop_last)
     return train_fn

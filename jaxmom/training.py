@@ -26,7 +26,7 @@ parameters in turn.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,11 +48,14 @@ class TrainResult(NamedTuple):
       step_losses: ``[steps]``, the mean squared error of each step's batch, before its update
         (what the chapter records with ``loss.item()``).
       epoch_losses: ``[epochs]``, the mean squared error over the points seen in each epoch.
+      model_state: the final state a step updates besides the parameters (a Flax NNX model's
+        batch statistics and RNG counters), when :func:`train_scan` was given one; else ``None``.
     """
 
     params: dict
     step_losses: jax.Array
     epoch_losses: jax.Array
+    model_state: Any = None
 
 
 def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = None):
@@ -134,8 +137,12 @@ def train_step(
     by autodiff.
     """
     loss, grads = value_and_grad(params, x, y, mask)
+    return (*_apply(opt, params, opt_state, grads), loss)
+
+
+def _apply(opt: optax.GradientTransformation, params, opt_state, grads):
     updates, opt_state = opt.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    return optax.apply_updates(params, updates), opt_state
 
 
 def train_scan(
@@ -147,6 +154,7 @@ def train_scan(
     opt_state=None,
     *,
     value_and_grad=mse_value_and_grad,
+    model_state=None,
 ) -> TrainResult:
     """The whole run as one ``lax.scan`` over the steps of ``order``. Pure; ``epochs`` is static.
 
@@ -159,6 +167,10 @@ def train_scan(
       epochs: number of epochs in ``order``.
       opt_state: initial optimizer state; ``None`` means ``opt.init(params)``.
       value_and_grad: the step's loss and gradient, as in :func:`train_step`.
+      model_state: what a step updates besides the parameters, not trained by ``opt`` (a Flax
+        NNX model's batch statistics and RNG counters). With it ``value_and_grad(params,
+        model_state, x, y, mask) -> ((loss, model_state), grads)``, and the state is carried
+        from step to step.
 
     Returns:
       A :class:`TrainResult`.
@@ -168,18 +180,23 @@ def train_scan(
         opt_state = opt.init(params)
 
     def step(carry, batch):
-        params, opt_state = carry
+        params, opt_state, state = carry
         idx, mask = batch
-        params, opt_state, loss = train_step(
-            opt, params, opt_state, x[idx], y[idx], mask, value_and_grad=value_and_grad
-        )
-        return (params, opt_state), loss
+        if model_state is None:
+            params, opt_state, loss = train_step(
+                opt, params, opt_state, x[idx], y[idx], mask, value_and_grad=value_and_grad
+            )
+        else:
+            (loss, state), grads = value_and_grad(params, state, x[idx], y[idx], mask)
+            params, opt_state = _apply(opt, params, opt_state, grads)
+        return (params, opt_state, state), loss
 
-    (params, _), step_losses = jax.lax.scan(step, (params, opt_state), (order.indices, order.mask))
+    carry = (params, opt_state, model_state)
+    (params, _, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
     counts = order.mask.sum(axis=1).astype(step_losses.dtype)
     per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
     epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
-    return TrainResult(params, step_losses, epoch_losses)
+    return TrainResult(params, step_losses, epoch_losses, state)
 
 
 def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):

@@ -40,13 +40,43 @@ def train_fn():
     )  # fmt: skip
 
 
-def _direct_nnx_loop(beta, lr, seed, data):
-    """What a user writes by hand: nnx.Optimizer, nnx.value_and_grad, a Python loop."""
+class Regularized(nnx.Module):
+    """BatchNorm and Dropout: state a step updates, and a stream of keys a step draws from."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(6, 16, rngs=rngs)
+        self.norm = nnx.BatchNorm(16, rngs=rngs)
+        self.drop = nnx.Dropout(0.3, rngs=rngs)
+        self.out = nnx.Linear(16, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.drop(jax.nn.relu(self.norm(self.hidden(x)))))
+
+
+class CNN(nnx.Module):
+    """A small CNN on digits as 8x8x1 images, with BatchNorm and Dropout."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(1, 8, (3, 3), rngs=rngs)
+        self.norm = nnx.BatchNorm(8, rngs=rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.out = nnx.Linear(8 * 4 * 4, 10, rngs=rngs)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.norm(self.conv(x.reshape(-1, 8, 8, 1))))
+        h = nnx.avg_pool(h, (2, 2), strides=(2, 2))
+        return self.out(self.drop(h.reshape(h.shape[0], -1)))
+
+
+def _direct_nnx_loop(beta, lr, seed, data, make=MLP, epochs=EPOCHS, batch=BATCH):
+    """What a user writes by hand: nnx.Optimizer, nnx.value_and_grad, a Python loop, training
+    mode for the steps and evaluation mode for the held-out metrics."""
     x, y, xt, yt = data
     k_model, k_order = jax.random.split(jax.random.key(seed))
-    model = MLP(nnx.Rngs(k_model))
+    model = make(nnx.Rngs(k_model))
+    model.train()
     opt = nnx.Optimizer(model, optax.sgd(lr, momentum=beta), wrt=nnx.Param)
-    order = jaxmom.batch_order(k_order, x.shape[0], BATCH, EPOCHS)
+    order = jaxmom.batch_order(k_order, x.shape[0], batch, epochs)
 
     @nnx.jit
     def step(model, opt, idx, mask):
@@ -59,6 +89,7 @@ def _direct_nnx_loop(beta, lr, seed, data):
         return loss
 
     losses = [float(step(model, opt, i, m)) for i, m in zip(order.indices, order.mask, strict=True)]
+    model.eval()
     logits = model(xt)
     return np.array(losses), float(jnp.mean(LOSS(logits, yt))), float(jaxmom.accuracy(logits, yt))
 
@@ -97,3 +128,57 @@ def test_bad_inputs_are_named(train_fn, data):
     )  # fmt: skip
     with pytest.raises(ValueError, match="one value per example"):
         jaxmom.grid_sweep(mean_loss, {"beta": [0.9]}, data=data[:2], progress=False)
+
+
+def _sgd(beta, learning_rate):
+    return jaxmom.sgd_momentum(learning_rate, beta)
+
+
+@pytest.mark.parametrize("make", [Regularized, CNN], ids=["dropout+batchnorm", "cnn digits"])
+def test_dropout_and_batchnorm_train_as_a_direct_nnx_loop(make, data):
+    if make is CNN:
+        x, y, xt, yt = jaxmom.load_digits()
+        data, epochs, batch = (x[:300], y[:300], xt[:100], yt[:100]), 2, 32
+    else:
+        epochs, batch = EPOCHS, BATCH
+    train_fn = jaxmom.nnx_train_fn(
+        make, LOSS, _sgd, epochs=epochs, batch_size=batch, metrics={"accuracy": jaxmom.accuracy},
+        record_every=1,
+    )  # fmt: skip
+    res = jaxmom.grid_sweep(
+        train_fn, {"beta": [0.9], "learning_rate": [0.05]}, seeds=[0, 1], data=data,
+        progress=False,
+    )  # fmt: skip
+    for k, seed in enumerate([0, 1]):
+        losses, test_loss, acc = _direct_nnx_loop(0.9, 0.05, seed, data, make, epochs, batch)
+        np.testing.assert_allclose(res["step_losses"][0, 0, k], losses, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(res["test_loss"][0, 0, k], test_loss, rtol=1e-4)
+        assert res["test_accuracy"][0, 0, k] == pytest.approx(acc)
+    # the engine's run is a direct call of the train function
+    hp = {"beta": jnp.float32(0.9), "learning_rate": jnp.float32(0.05)}
+    direct = jax.jit(train_fn)(hp, jax.random.key(1), data)
+    np.testing.assert_allclose(res["step_losses"][0, 0, 1], direct["step_losses"], rtol=1e-5)
+    np.testing.assert_allclose(res["test_loss"][0, 0, 1], direct["test_loss"], rtol=1e-5)
+
+
+def test_a_dropout_run_is_a_pure_function_of_its_key(data):
+    train_fn = jax.jit(
+        jaxmom.nnx_train_fn(Regularized, LOSS, _sgd, epochs=1, batch_size=BATCH, record_every=1)
+    )
+    hp = {"beta": jnp.float32(0.9), "learning_rate": jnp.float32(0.05)}
+    a, b = (train_fn(hp, jax.random.key(2), data) for _ in range(2))
+    np.testing.assert_array_equal(a["step_losses"], b["step_losses"])  # same key, same run
+    c = train_fn(hp, jax.random.key(3), data)
+    assert not np.allclose(a["step_losses"], c["step_losses"])
+    # with the same key and dropout off (rate 0) the run differs: the training used dropout
+    make = lambda rngs: _without_dropout(Regularized(rngs))  # noqa: E731
+    no_drop = jax.jit(
+        jaxmom.nnx_train_fn(make, LOSS, _sgd, epochs=1, batch_size=BATCH, record_every=1)
+    )
+    d = no_drop(hp, jax.random.key(2), data)
+    assert not np.allclose(a["step_losses"], d["step_losses"])
+
+
+def _without_dropout(model):
+    model.drop.rate = 0.0
+    return model
