@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 FLOOR_VENV ?= .venv-floor
-PIP_INSTALL = pip install --quiet torch==2.13.0 -e ".[test,torch,experiments,bench]"
+PIP_INSTALL = pip install --quiet torch==2.13.0 -e ".[test,torch,experiments,bench,xarray]"
 
 .PHONY: experiments test test-floor clean
 

@@ -3,6 +3,7 @@ first two axes (one cell per grid point, never interpolated), and per-step curve
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,32 @@ def _label(name: str) -> str:
     return {"beta": "β", "learning_rate": "learning rate"}.get(name, name)
 
 
-def _edges(values: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges halfway between sorted grid values (in log space for a log axis)."""
-    v = np.log10(values) if log else values.astype(float)
+def _uniform(values: np.ndarray, log: bool) -> bool:
+    """Evenly spaced (in log space for a log axis), so cells of the real values look even."""
+    v = np.log10(values) if log else np.asarray(values, float)
+    gaps = np.diff(v)
+    return len(v) < 3 or bool(np.allclose(gaps, gaps[0], rtol=1e-3, atol=0))
+
+
+def _cells(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Cell edges for the heatmap's first axis, and the axis's scale.
+
+    Evenly spaced values (linearly or in log space) get cells centred on them, edges half-way
+    between neighbours; uneven ones get one equal cell each, labelled with its value (the real
+    positions would squash some cells to slivers). One value: one cell around it.
+    """
+    v = np.asarray(values, float)
+    log = _is_log(v)
     if len(v) == 1:
-        half = max(0.05 * abs(v[0]), 0.01) if not log else 0.25  # a narrow cell, not +-0.5
-        mid = v[0] + np.array([-half, half])
-    else:
-        inner = (v[1:] + v[:-1]) / 2
-        mid = np.concatenate([[2 * v[0] - inner[0]], inner, [2 * v[-1] - inner[-1]]])
-    return 10**mid if log else mid
+        half = 0.25 if log or v[0] == 0 else 0.05 * abs(v[0])
+        mid = (np.log10(v) if log else v)[0] + np.array([-half, half])
+        return (10**mid if log else mid), ("log" if log else "linear")
+    if not _uniform(v, log):
+        return np.arange(len(v) + 1) - 0.5, "index"
+    w = np.log10(v) if log else v
+    inner = (w[1:] + w[:-1]) / 2
+    mid = np.concatenate([[2 * w[0] - inner[0]], inner, [2 * w[-1] - inner[-1]]])
+    return (10**mid if log else mid), ("log" if log else "linear")
 
 
 def _is_log(values: np.ndarray) -> bool:
@@ -35,7 +52,15 @@ def _is_log(values: np.ndarray) -> bool:
     return len(v) > 2 and bool(np.all(v > 0)) and v.max() / v.min() >= 20
 
 
-def metric_lines(res, ax=None, metric: str = "final_loss"):
+def _log_values(values: np.ndarray, mode: str) -> bool:
+    """A log scale only for what is minimised and positive (losses), never for a bounded metric
+    to maximise (accuracy) or one that can be negative."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    return mode == "min" and finite.size > 0 and bool(np.all(finite > 0))
+
+
+def metric_lines(res, ax=None, metric: str = "final_loss", mode: str = "min"):
     """``metric`` against the first axis: a line per value of the second axis (median over
     seeds and any further axes), a band from min to max over seeds."""
     ax = _axes(ax)
@@ -48,49 +73,57 @@ def metric_lines(res, ax=None, metric: str = "final_loss"):
     for j in range(value.shape[1]):
         f = value[:, j]
         label = f"{_label(names[1])} {res.axes[names[1]][j]:g}" if len(names) > 1 else None
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all seeds diverged: a gap
             marker = "o" if len(x) == 1 else "." if len(x) < 40 else None  # one point: visible
             (line,) = ax.plot(x, np.nanmedian(f, axis=-1), label=label, marker=marker)
             ax.fill_between(
                 x, np.nanmin(f, axis=-1), np.nanmax(f, axis=-1), alpha=0.2, color=line.get_color()
             )
-    ax.set(xlabel=_label(names[0]), ylabel=metric.replace("_", " "), yscale="log")
+    yscale = "log" if _log_values(value, mode) else "linear"
+    ax.set(xlabel=_label(names[0]), ylabel=metric.replace("_", " "), yscale=yscale)
     if len(names) > 1:
         ax.legend(title="median, min–max over seeds", fontsize=8, loc="best")
     return ax
 
 
-def heatmap(res, ax=None, metric: str = "final_loss"):
-    """log10 of the median ``metric`` over the first two axes: one cell per grid point;
-    cells where every seed diverged are hatched grey."""
+def heatmap(res, ax=None, metric: str = "final_loss", mode: str = "min"):
+    """The median ``metric`` over the first two axes (log10 of it for a positive metric to
+    minimise): one cell per grid point; cells where every seed diverged are grey."""
     ax = _axes(ax)
     names = list(res.axes)
     if len(names) < 2:
         raise ValueError(f"a heatmap needs two grid axes, this sweep has {names}")
-    value = np.where(res.diverged, np.inf, res._metric(metric))
+    value = np.where(res.diverged, np.nan, res._metric(metric))
     value = value.reshape(*value.shape[:2], -1)
-    with np.errstate(all="ignore"):
-        z = np.log10(np.median(value, axis=-1)).T  # [axis 1, axis 0]
+    log = _log_values(value, mode)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all seeds diverged: a grey cell
+        z = np.nanmedian(value, axis=-1).T  # [axis 1, axis 0]
+        z = np.log10(z) if log else z
+    what = f"log10 median {metric}" if log else f"median {metric}"
     xs, ys = res.axes[names[0]], res.axes[names[1]]
-    xlog = _is_log(xs)
+    edges, xscale = _cells(xs)
     ax.set_facecolor("0.85")
     rows = np.arange(len(ys) + 1) - 0.5  # one row per value of the second axis
-    mesh = ax.pcolormesh(
-        _edges(xs, xlog), rows, np.ma.masked_invalid(z), cmap="viridis", shading="flat"
-    )
-    step = max(1, len(ys) // 12)
-    ax.set_yticks(range(0, len(ys), step), [f"{v:g}" for v in ys[::step]])
-    ax.set(xlabel=_label(names[0]), ylabel=_label(names[1]), title=f"log10 median {metric}")
-    ax.set_xscale("log" if xlog else "linear")
-    ax.figure.colorbar(mesh, ax=ax, label=f"log10 {metric} (grey: diverged)")
+    mesh = ax.pcolormesh(edges, rows, np.ma.masked_invalid(z), cmap="viridis", shading="flat")
+    ystep = max(1, len(ys) // 12)
+    ax.set_yticks(range(0, len(ys), ystep), [f"{v:g}" for v in ys[::ystep]])
+    if xscale == "index":
+        xstep = max(1, len(xs) // 10)
+        ax.set_xticks(range(0, len(xs), xstep), [f"{v:g}" for v in xs[::xstep]])
+    else:
+        ax.set_xscale(xscale)
+    ax.set(xlabel=_label(names[0]), ylabel=_label(names[1]), title=what)
+    some_diverged = bool(np.isnan(z).any())
+    ax.figure.colorbar(mesh, ax=ax, label=what + (" (grey: diverged)" if some_diverged else ""))
     return ax
 
 
-def curves(res, ax=None, index: int = 0, seed_index: int = 0, max_lines: int = 64):
-    """``step_losses`` curves coloured by the first axis, at position ``index`` of the second
-    axis (if any) and one seed."""
-    import matplotlib.pyplot as plt
-
+def curves(res, ax=None, index: int = 0, max_lines: int = 6):
+    """``step_losses`` against the step for up to ``max_lines`` values of the first axis (at
+    position ``index`` of the second axis, if any): the median over seeds and a min–max band,
+    each labelled with its value."""
     ax = _axes(ax)
     if "step_losses" not in res.outputs:
         raise ValueError("curves need a 'step_losses' output")
@@ -99,21 +132,23 @@ def curves(res, ax=None, index: int = 0, seed_index: int = 0, max_lines: int = 6
     rows = np.unique(np.linspace(0, len(x) - 1, min(max_lines, len(x))).astype(int))
     key = (rows, index) if len(names) > 1 else (rows,)
     losses = res.outputs["step_losses"][key]  # [rows, (further axes), seed, steps]
-    losses = losses.reshape(len(rows), -1, len(res.seeds), losses.shape[-1])[:, 0, seed_index]
+    losses = losses.reshape(len(rows), -1, len(res.seeds), losses.shape[-1])[:, 0]
     every = (res.metadata.get("settings") or {}).get("record_every", 1) or 1
     steps = np.arange(losses.shape[-1]) * every
-    lo, hi = float(x.min()), float(x.max())
-    if hi == lo:  # one value: a narrow range around it, not [v, v + 1]
-        lo, hi = lo - max(0.05 * abs(lo), 0.01), hi + max(0.05 * abs(hi), 0.01)
-    norm = plt.Normalize(lo, hi)
-    cmap = plt.get_cmap("viridis")
-    for r, row in zip(rows, losses, strict=True):
-        ax.plot(steps, row, color=cmap(norm(x[r])), lw=0.8)
-    ax.figure.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=norm), ax=ax, label=_label(names[0]))
-    title = f"seed {int(res.seeds[seed_index])}"
+    for r, runs in zip(rows, losses, strict=True):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            (line,) = ax.plot(steps, np.nanmedian(runs, axis=0), lw=1.2, label=f"{x[r]:.4g}")
+            ax.fill_between(
+                steps, np.nanmin(runs, axis=0), np.nanmax(runs, axis=0), alpha=0.15,
+                color=line.get_color(), lw=0,
+            )  # fmt: skip
+    title = f"median and min–max over {len(res.seeds)} seed(s)"
     if len(names) > 1:
-        title = f"{_label(names[1])} {res.axes[names[1]][index]:g}, " + title
-    ax.set(xlabel="step", ylabel="loss", yscale="log", title=title)
+        title = f"{_label(names[1])} {res.axes[names[1]][index]:g}: " + title
+    yscale = "log" if _log_values(losses, "min") else "linear"
+    ax.set(xlabel="step", ylabel="loss", yscale=yscale, title=title)
+    ax.legend(title=_label(names[0]), fontsize=8, loc="upper right")
     return ax
 
 

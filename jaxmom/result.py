@@ -14,8 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmom import plots
-from jaxmom._paths import atomic_path, check_output_file
+from jaxmom import export, plots
+from jaxmom._paths import check_output_file
+
+
+def metric_mode(metric: str, mode: str | None = None) -> str:
+    """``"min"`` or ``"max"``: ``mode`` checked, or by the name when ``None`` (``"max"`` for a
+    name holding ``accuracy``, as ``test_accuracy``; ``"min"`` for the rest, as losses)."""
+    if mode is None:
+        return "max" if "accuracy" in metric.lower() else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got mode={mode!r}")
+    return mode
 
 
 class GridArray:
@@ -119,14 +129,17 @@ class SweepResult:
             )
         return self[metric]
 
-    def best(self, k: int = 5, metric: str = "final_loss") -> list[dict]:
-        """The ``k`` grid points with the lowest ``metric``, mean over seeds.
+    def best(self, k: int = 5, metric: str = "final_loss", mode: str | None = None) -> list[dict]:
+        """The ``k`` best grid points by ``metric``, mean over seeds, best first.
 
-        A point with a diverged or unfinished seed is left out.
+        ``mode="min"`` ranks the lowest first (a loss), ``"max"`` the highest (an accuracy);
+        ``None`` picks by the name: ``"max"`` for a name holding ``accuracy``, else ``"min"``.
+        A point with a diverged or unfinished seed, or a non-finite mean, is left out.
         """
         value = self._metric(metric)
+        sign = -1.0 if metric_mode(metric, mode) == "max" else 1.0
         bad = self.diverged.any(-1) | ~self.done.all(-1)
-        mean = np.where(bad, np.inf, value.mean(-1))
+        mean = np.where(bad, np.inf, sign * value.mean(-1))
         mean = np.where(np.isfinite(mean), mean, np.inf)
         rows = []
         for flat in np.argsort(mean, axis=None, kind="stable")[:k]:
@@ -136,12 +149,13 @@ class SweepResult:
             row = {
                 name: vals[i].item() for (name, vals), i in zip(self.axes.items(), idx, strict=True)
             }
-            row[metric] = float(mean[idx])
+            row[metric] = float(sign * mean[idx])
             row[f"{metric}_std"] = float(value[idx].std())
             rows.append(row)
         return rows
 
-    def summary(self, metric: str = "final_loss") -> str:
+    def summary(self, metric: str = "final_loss", mode: str | None = None) -> str:
+        """How many runs, how many diverged, and the best points by ``metric`` (:meth:`best`)."""
         sizes = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
         runs = self.diverged.size
         lines = [
@@ -151,35 +165,26 @@ class SweepResult:
         ]
         if metric in self.outputs:
             lines.append(" ".join(f"{k:>14}" for k in (*self.axes, metric, "± std")))
-            for r in self.best(metric=metric):
+            for r in self.best(metric=metric, mode=mode):
                 lines.append(" ".join(f"{v:>14.6g}" for v in r.values()))
         return "\n".join(lines)
 
     # -- files --------------------------------------------------------------------------------
 
     def to_csv(self, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Path:
-        """One row per run: the axes, seed, every scalar output, diverged. Linear in the runs;
-        written atomically, a block of rows at a time."""
-        path = check_output_file(path, "csv")
-        scalars = [k for k, v in self.outputs.items() if v.ndim == self.diverged.ndim]
-        n_seed = len(self.seeds)
-        n_points = self.diverged.size // n_seed
-        with atomic_path(path) as tmp, open(tmp, "w") as f:
-            f.write(",".join([*self.axes, "seed", *scalars, "diverged"]) + "\n")
-            step = max(1, rows_per_write // n_seed)
-            for lo in range(0, n_points, step):
-                pts = np.arange(lo, min(lo + step, n_points))
-                idx = np.unravel_index(pts, self.grid_shape) if self.grid_shape else ()
-                cols = [
-                    np.repeat(v[i].astype(str), n_seed)
-                    for v, i in zip(self.axes.values(), idx, strict=True)
-                ]
-                cols.append(np.tile(self.seeds.astype(str), len(pts)))
-                for name in scalars:
-                    cols.append(self.outputs[name].data[lo : lo + len(pts)].ravel().astype(str))
-                cols.append(self.diverged.reshape(n_points, n_seed)[pts].ravel().astype(str))
-                f.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
-        return path
+        """One row per run: the axes, seed, every scalar output, diverged (quoted as CSV
+        quotes). Linear in the runs; written atomically, a block of rows at a time."""
+        return export.to_csv(self, path, rows_per_write=rows_per_write)
+
+    def to_dataframe(self):
+        """A ``pandas.DataFrame``, one row per run: the axes, seed, scalar outputs, diverged."""
+        return export.to_dataframe(self)
+
+    def to_xarray(self, chunks=None):
+        """An ``xarray.Dataset`` with dims ``[*axes, "seed", ...]`` and the axis values as
+        coordinates, lazy over a store: ``res.to_xarray().sel(beta=0.9).mean("seed")``. With
+        ``chunks`` (dask) a result larger than memory reduces chunk by chunk."""
+        return export.to_xarray(self, chunks)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the whole result to a new store at ``path`` (see :mod:`jaxmom.store`)."""
@@ -216,16 +221,17 @@ class SweepResult:
             raise FileNotFoundError(f"no sweep at {str(path)!r}")
         if path.is_file():
             return _load_npz(path)
-        from jaxmom.store import FORMAT
+        from jaxmom.store import READABLE, array_name
 
         try:
             import zarr
 
             group = zarr.open_group(path, mode="r")
             attrs = dict(group.attrs)
-            if attrs.get("format") != FORMAT:
+            if attrs.get("format") not in READABLE:
                 raise ValueError(f"format {attrs.get('format')!r}")
-            outputs = {k: group[f"out/{k}"] for k in attrs["outputs"]}
+            fmt = attrs["format"]
+            outputs = {k: group[array_name(k, fmt)] for k in attrs["outputs"]}
             status = np.asarray(group["status"][...])
         except Exception as e:
             raise ValueError(f"{str(path)!r} is not a readable jaxmom sweep store: {e}") from e
@@ -235,14 +241,14 @@ class SweepResult:
 
     # -- plots (see :mod:`jaxmom.plots`) ------------------------------------------------------
 
-    def plot_final_loss(self, ax=None, metric: str = "final_loss"):
-        return plots.metric_lines(self, ax, metric)
+    def plot_final_loss(self, ax=None, metric: str = "final_loss", mode: str | None = None):
+        return plots.metric_lines(self, ax, metric, metric_mode(metric, mode))
 
-    def plot_heatmap(self, ax=None, metric: str = "final_loss"):
-        return plots.heatmap(self, ax, metric)
+    def plot_heatmap(self, ax=None, metric: str = "final_loss", mode: str | None = None):
+        return plots.heatmap(self, ax, metric, metric_mode(metric, mode))
 
-    def plot_curves(self, ax=None, index: int = 0, seed_index: int = 0, max_lines: int = 64):
-        return plots.curves(self, ax, index, seed_index, max_lines)
+    def plot_curves(self, ax=None, index: int = 0, max_lines: int = 6):
+        return plots.curves(self, ax, index, max_lines)
 
     def plot(self, path: str | os.PathLike) -> Path:
         return plots.overview(self, check_output_file(path, "plot"))

@@ -1,15 +1,26 @@
 """The on-disk store of a sweep: a zarr v3 group written one block of runs at a time.
 
-Layout (``PATH`` is a folder any zarr v3 reader opens)::
+Layout (``PATH`` is a folder any zarr v3 reader opens; ``xr.open_zarr(PATH)`` shows it)::
 
     zarr.json            attributes: format, axes (name -> values as given), seeds, block,
-                         outputs (name -> shape, dtype), settings, data fingerprint, metadata
-    out/NAME             [points, seeds, *shape]: each output, chunks of one block
-    status               [points, seeds] int8: -1 not run (the fill value), 0 finished,
+                         outputs (name -> shape, dtype), settings, data fingerprint, metadata;
+                         and the consolidated metadata of every array (one read opens it all)
+    NAME                 [point, seed, *shape]: each output (a nested output's path joined by
+                         ".": "params.hidden.kernel"), chunks of one block; its attribute
+                         ``coordinates`` names the axis arrays
+    AXIS                 [point]: the value of grid axis AXIS at each point (written with the
+                         point's block; NaN or 0 where no block has run yet)
+    seed                 [seed]: the seeds
+    status               [point, seed] int8: -1 not run (the fill value), 0 finished,
                          1 diverged (a non-finite value in a checked output); written after the
                          block's outputs, so a block whose status chunk exists is done, and a
                          block is either done or run again
     .lock                held (``flock``) by the sweep writing the store
+
+Points run over the grid in C order (the last axis fastest), so
+``xr.open_zarr(PATH).set_index(point=[*axes]).unstack("point")`` gives the grid; the same dataset
+comes lazily and already unstacked from ``SweepResult.load(PATH).to_xarray()``. Stores of jaxmom
+0.2 (format ``jaxmom.sweep/2``: outputs under ``out/``, no axis arrays) still load and resume.
 
 A block is ``block = (points, seeds)`` runs, the work of one device in one compiled call and one
 chunk file per output: writing it costs its own size and never touches another block. zarr
@@ -27,7 +38,28 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "jaxmom.sweep/2"
+FORMAT = "jaxmom.sweep/3"
+#: The formats this version reads and resumes (``/2``: jaxmom 0.2, outputs under ``out/``).
+READABLE = ("jaxmom.sweep/2", FORMAT)
+
+
+def array_name(output: str, fmt: str) -> str:
+    """Where output ``output`` lives in a store of format ``fmt``."""
+    return f"out/{output}" if fmt == "jaxmom.sweep/2" else output.replace("/", ".")
+
+
+def consolidate(path: Path) -> None:
+    """Writes every array's metadata into the root ``zarr.json`` (xarray opens it without a
+    listing, so without warnings), quietly: zarr warns that v3 has no such standard yet."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
+
+
 #: What must match for a sweep to resume into an existing store (``block`` is the store's own).
 IDENTITY = ("axes", "seeds", "outputs", "settings", "data")
 
@@ -41,7 +73,7 @@ def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a file, not a jaxmom sweep store")
-        if {p.name for p in path.iterdir()} - {".lock"} and _format(path) != FORMAT:
+        if {p.name for p in path.iterdir()} - {".lock"} and _format(path) not in READABLE:
             raise ValueError(f"{name} {str(path)!r} exists and is not a jaxmom sweep store")
         if not os.access(path, os.W_OK | os.X_OK):
             raise ValueError(f"{name} {str(path)!r} is not writable")
@@ -96,8 +128,11 @@ class Store:
         attrs = dict(group.attrs)
         self.attrs = attrs
         self.block = tuple(attrs["block"])
-        self.outputs = {k: group[f"out/{k}"] for k in attrs["outputs"]}
+        fmt = attrs["format"]
+        self.outputs = {k: group[array_name(k, fmt)] for k in attrs["outputs"]}
         self.status = group["status"]
+        self.axes = {k: np.asarray(v) for k, v in attrs["axes"].items()}
+        self.coords = {k: group[k] for k in self.axes} if fmt != READABLE[0] else {}
 
     @classmethod
     def open(cls, path, spec: dict, *, create: bool = True) -> Store:
@@ -125,6 +160,8 @@ class Store:
             if create:
                 for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
                     stale.unlink(missing_ok=True)
+                consolidate(path)  # again: a kill may have come before it
+                group = zarr.open_group(path, mode="r+")
             return cls(path, group, lock)
         except BaseException:
             if lock is not None:
@@ -141,18 +178,41 @@ class Store:
         n_seeds = len(spec["seeds"])
         m, k = spec["block"]
         attrs = {key: spec[key] for key in (*IDENTITY, "block", "metadata")}
+        names = [array_name(o, FORMAT) for o in spec["outputs"]]
+        taken = [*names, *spec["axes"], "seed", "status"]
+        if len(set(taken)) != len(taken):
+            clash = next(n for n in taken if taken.count(n) > 1)
+            raise ValueError(
+                f"the store would hold two arrays named {clash!r} (outputs, axes, 'seed' and "
+                "'status' share one folder; nested outputs are joined by '.'): rename one"
+            )
         group = zarr.open_group(path, mode="a", attributes=dict(attrs, format=FORMAT))
-        for name, (shape, dtype) in spec["outputs"].items():
+        # CF's list of coordinates is space-separated: an axis named with a space stays a
+        # variable there (to_xarray() makes it a coordinate all the same)
+        coordinates = {"coordinates": " ".join(a for a in spec["axes"] if len(a.split()) == 1)}
+        for name, values in spec["axes"].items():
+            dt = np.asarray(values).dtype
+            group.create_array(
+                name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
+                fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=None,
+            )  # fmt: skip
+        seeds = group.create_array(
+            "seed", shape=(n_seeds,), dtype=np.asarray(spec["seeds"]).dtype, overwrite=True,
+            dimension_names=("seed",),
+        )  # fmt: skip
+        seeds[:] = np.asarray(spec["seeds"])
+        for (shape, dtype), name in zip(spec["outputs"].values(), names, strict=True):
             dt = np.dtype(dtype)
             group.create_array(
-                f"out/{name}", shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
+                name, shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
                 dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True,
                 compressors=None,  # losses barely compress (15% with zstd) and cost CPU to try
                 dimension_names=("point", "seed", *(f"{name}_{i}" for i in range(len(shape)))),
+                attributes=coordinates,
             )  # fmt: skip
         group.create_array(
             "status", shape=(n_points, n_seeds), chunks=(m, k), dtype="i1", fill_value=-1,
-            dimension_names=("point", "seed"), overwrite=True,
+            dimension_names=("point", "seed"), overwrite=True, attributes=coordinates,
         )  # fmt: skip
         return group
 
@@ -177,12 +237,18 @@ class Store:
         cols = slice(g * k, g * k + diverged.shape[1])
         for name, arr in self.outputs.items():
             arr[rows, cols] = outputs[name]
+        if self.coords:  # each axis's value at the block's points (the same for every g)
+            grid = tuple(len(v) for v in self.axes.values())
+            idx = np.unravel_index(np.arange(rows.start, rows.stop), grid)
+            for (name, values), i in zip(self.axes.items(), idx, strict=True):
+                self.coords[name][rows] = values[i]
         self.status[rows, cols] = diverged.astype(np.int8)
 
     def finish(self, metadata: dict, complete: bool) -> None:
         """Records ``metadata`` (merged with what was there) and whether every block is done."""
         meta = dict(self.attrs.get("metadata") or {}, **metadata)
         self.group.attrs.update({"metadata": meta, "complete": bool(complete)})
+        consolidate(self.path)
 
     def close(self) -> None:
         if self.lock is not None:
@@ -190,7 +256,7 @@ class Store:
 
 
 def _check_identity(path: Path, attrs: dict, spec: dict) -> None:
-    if attrs.get("format") != FORMAT:
+    if attrs.get("format") not in READABLE:
         raise ValueError(f"{str(path)!r} is not a jaxmom sweep store")
     want = json.loads(json.dumps({k: spec[k] for k in IDENTITY}))
     differ = [k for k in IDENTITY if attrs.get(k) != want[k]]
