@@ -72,7 +72,7 @@ def run(out: Path, quick: bool = False) -> dict:
     for gif, xs in paths.items():
         ax.plot(xs, lw=1, label=f"β = {BETAS[gif]:g}")
     ax.set(xlabel="step", ylabel="position x", title="a ball in the bowl h/2·x², α = 0.1")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no curve's end hidden
     figures = [*BETAS, save_figure(fig, out, "02_03_ball_positions.png")]
 
     free, damped = paths["02_ball_no_friction.gif"], paths["03_ball_friction.gif"]

@@ -25,7 +25,7 @@ import numpy as np
 
 import jaxmom
 from experiments.common import claim, main, save_figure, write_result
-from experiments.effective_lr import law, law_claim, plot_law
+from experiments.effective_lr import cell_edges, law, law_claim, plot_law
 from jaxmom import tasks
 
 NAME = "digits_sweep"
@@ -65,10 +65,13 @@ def run(out: Path, quick: bool = False) -> dict:
     plot_law(axes[0], res, steps, f"Digits: final training loss, {res.diverged.size} runs")
     cmap = plt.get_cmap("magma").with_extremes(bad="0.6")
     im = axes[1].pcolormesh(
-        betas, lrs, np.ma.masked_array(acc, ~ok).T, cmap=cmap, shading="nearest", vmin=0, vmax=1
-    )
-    fig.colorbar(im, ax=axes[1], label="test accuracy, mean over seeds (grey: diverged)")
-    axes[1].set(yscale="log", xlabel="β", ylabel="learning rate", title="Digits: test accuracy")
+        cell_edges(betas), cell_edges(lrs, log=True), np.ma.masked_array(acc, ~ok).T, cmap=cmap,
+        vmin=0, vmax=1,
+    )  # fmt: skip
+    grey = " (grey: diverged)" if (~ok).any() else ""
+    fig.colorbar(im, ax=axes[1], label=f"test accuracy, mean over seeds{grey}")
+    axes[1].set(yscale="log", xlabel="β", ylabel="learning rate", title="Digits: test accuracy",
+                ylim=axes[0].get_ylim(), xlim=axes[0].get_xlim())  # fmt: skip
     figures = [save_figure(fig, out, f"{NAME}.png")]
 
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -84,19 +84,34 @@ def plot_law(ax, res: jaxmom.SweepResult, steps: int, title: str, metric: str = 
     betas, lrs = res.axes["beta"], res.axes["learning_rate"]
     _, m = _mean_log(res, metric)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
-    im = ax.pcolormesh(betas, lrs, np.ma.masked_invalid(m).T, cmap=cmap, shading="nearest")
-    ax.figure.colorbar(im, ax=ax, label=f"log10 {metric.replace('_', ' ')} (grey: diverged)")
+    im = ax.pcolormesh(
+        cell_edges(betas), cell_edges(lrs, log=True), np.ma.masked_invalid(m).T, cmap=cmap
+    )
+    grey = " (grey: diverged)" if np.isnan(m).any() else ""
+    ax.figure.colorbar(im, ax=ax, label=f"log10 {metric.replace('_', ' ')}{grey}")
+    lo, hi = cell_edges(lrs, log=True)[[0, -1]]
     grid = np.linspace(betas.min(), betas.max(), 200)
     for c in np.geomspace(lrs.min(), lrs.max() / (1 - betas.max()), 7)[1:]:
         ax.plot(grid, c * (1 - grid), "w--", lw=0.9)
-        at = np.clip(1 - lrs.max() / c, betas.min(), betas.max())  # label where it enters
-        ax.annotate(f"{c:.2g}", (max(at, betas.min()), min(c * (1 - at), lrs.max())),
-                    color="w", fontsize=7, xytext=(2, -8), textcoords="offset points")  # fmt: skip
+        # the label inside the axes: at the left edge, or where the line comes below the top
+        at = betas.min() if c * (1 - betas.min()) < hi / 2 else 1 - hi / 2 / c
+        if at < betas.max() - 0.12 * (betas.max() - betas.min()):  # room for the text
+            ax.annotate(f"{c:.2g}", (at, c * (1 - at)), color="w", fontsize=7, xytext=(3, 3),
+                        textcoords="offset points", annotation_clip=True)  # fmt: skip
     ax.axvline(1 - 20 / steps, color="r", lw=1, label=f"1/(1 − β) = steps/20 ({steps} steps)")
     ax.set(yscale="log", xlabel="β", ylabel="learning rate", title=title)
-    ax.set_ylim(lrs.min(), lrs.max())
+    ax.set_ylim(lo, hi)  # whole cells: half a (log) step beyond the first and last rate
     ax.plot([], [], "w--", label="lr/(1 − β) constant (value at the line)")
     ax.legend(loc="lower left", fontsize=7, facecolor="0.3", labelcolor="w", framealpha=0.8)
+
+
+def cell_edges(values: np.ndarray, log: bool = False) -> np.ndarray:
+    """Edges of cells centred on ``values`` (in log space for a log axis): half-way between
+    neighbours, half a step beyond the first and the last."""
+    v = np.log10(np.asarray(values, float)) if log else np.asarray(values, float)
+    mid = (v[1:] + v[:-1]) / 2
+    edges = np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
+    return 10**edges if log else edges
 
 
 def law_claim(name: str, stats: dict) -> dict:

@@ -134,7 +134,9 @@ def curves(res, ax=None, index: int = 0, max_lines: int = 6):
     losses = res.outputs["step_losses"][key]  # [rows, (further axes), seed, steps]
     losses = losses.reshape(len(rows), -1, len(res.seeds), losses.shape[-1])[:, 0]
     every = (res.metadata.get("settings") or {}).get("record_every", 1) or 1
-    steps = np.arange(losses.shape[-1]) * every
+    window = max(1, losses.shape[-1] // 25)  # a batch's loss is noisy: a moving average
+    losses = _moving_average(np.asarray(losses, float), window)
+    steps = (np.arange(losses.shape[-1]) + (window - 1) / 2) * every
     for r, runs in zip(rows, losses, strict=True):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -143,13 +145,23 @@ def curves(res, ax=None, index: int = 0, max_lines: int = 6):
                 steps, np.nanmin(runs, axis=0), np.nanmax(runs, axis=0), alpha=0.15,
                 color=line.get_color(), lw=0,
             )  # fmt: skip
-    title = f"median and min–max over {len(res.seeds)} seed(s)"
+    title = f"median, min–max over {len(res.seeds)} seed(s)"
+    if window > 1:
+        title += f"; mean of {window * every} steps"
     if len(names) > 1:
         title = f"{_label(names[1])} {res.axes[names[1]][index]:g}: " + title
     yscale = "log" if _log_values(losses, "min") else "linear"
     ax.set(xlabel="step", ylabel="loss", yscale=yscale, title=title)
     ax.legend(title=_label(names[0]), fontsize=8, loc="upper right")
     return ax
+
+
+def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each ``window`` consecutive values along the last axis ("valid" part)."""
+    if window == 1:
+        return x
+    c = np.cumsum(np.concatenate([np.zeros((*x.shape[:-1], 1)), x], axis=-1), axis=-1)
+    return (c[..., window:] - c[..., :-window]) / window
 
 
 def overview(res, path: Path) -> Path:
