@@ -3,7 +3,9 @@ the outputs' shapes (traced, not run), and whether the results fit in memory or 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from collections.abc import Mapping
 
@@ -72,14 +74,15 @@ def _check_settings(settings):
         raise TypeError(f"settings must be a JSON-able dict: {e}") from e
 
 
-def _output_shapes(train_fn, hp_dtypes, data, has_data) -> dict[str, jax.ShapeDtypeStruct]:
-    """The shape of one run's outputs, traced (no compute); a clear error if they are not
-    arrays or ``train_fn`` does not take its arguments."""
+def _output_shapes(train_fn, hp_dtypes, data, has_data):
+    """One run traced (no compute): the shapes of its outputs, and a fingerprint of what it
+    computes (its jaxpr and constants); a clear error if the outputs are not arrays or
+    ``train_fn`` does not take its arguments."""
     hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
     args = (hp, key, data) if has_data else (hp, key)
     try:
-        tree = jax.eval_shape(train_fn, *args)
+        closed, tree = jax.make_jaxpr(train_fn, return_shape=True)(*args)
     except TypeError as e:
         call = "train_fn(hparams, key, data)" if has_data else "train_fn(hparams, key)"
         raise TypeError(f"{call} failed: {e}") from e
@@ -87,7 +90,20 @@ def _output_shapes(train_fn, hp_dtypes, data, has_data) -> dict[str, jax.ShapeDt
     if bad or not jax.tree.leaves(tree):
         raise TypeError(f"train_fn must return a pytree of arrays, got {tree!r}")
     shapes = _named(tree)
-    return {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
+    stored = {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
+    return stored, computation(closed)
+
+
+def computation(closed) -> str:
+    """A fingerprint of a closed jaxpr: its text (without the memory addresses some parameters
+    print) and its constants' bytes. The same code gives the same fingerprint in a new process;
+    another computation (a fixed bug, other constants) gives another."""
+    h = hashlib.sha256(re.sub(r" at 0x[0-9a-fA-F]+", "", str(closed.jaxpr)).encode())
+    for c in closed.consts:
+        a = np.asarray(c)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _storage_dtype(dtype) -> np.dtype:

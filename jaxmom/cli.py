@@ -162,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per row")
     _add_devices(be)
     be.set_defaults(run=_bench, subparser=be)
+    ve = sub.add_parser("verify", help="check every finished block of a sweep store")
+    ve.add_argument("path", help="the store: a folder written by a sweep with --out / out=")
+    ve.add_argument(
+        "--repair", action="store_true",
+        help="mark the damaged blocks not done, so the same sweep command runs them again",
+    )  # fmt: skip
+    ve.set_defaults(run=_verify, subparser=ve)
     th = sub.add_parser("theory", help="optimal (alpha, beta) and rates for curvatures in [mu, L]")
     th.add_argument("--mu", type=float, required=True, help="smallest curvature, > 0")
     th.add_argument("--L", type=float, required=True, help="largest curvature, >= mu")
@@ -379,6 +386,35 @@ def _bench(args, parser) -> int:
         png = bench.plot(report, path.with_suffix(".png"))
         print(f"wrote {path} and {png}")
     return 0
+
+
+def _verify(args, parser) -> int:
+    """Reads every chunk of the store's finished blocks: exit 0 if all are whole, 1 if some
+    are damaged (0 again once ``--repair`` has marked them for the sweep to run again)."""
+    import json
+    from pathlib import Path
+
+    from jaxmom.integrity import damaged_blocks, unmark
+    from jaxmom.store import READABLE
+
+    path = Path(args.path)
+    try:
+        attrs = json.loads((path / "zarr.json").read_text())["attributes"]
+        assert attrs["format"] in READABLE
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return _fail(parser, f"{args.path!r} is not a jaxmom sweep store")
+    bad = damaged_blocks(path, attrs, read=True)
+    if not bad:
+        print(f"{path}: every finished block is whole")
+        return 0
+    blocks = ", ".join(f"({q}, {g})" for q, g in bad[:20]) + (" ..." if len(bad) > 20 else "")
+    print(f"{path}: {len(bad)} damaged block(s) (point block, seed block): {blocks}")
+    if args.repair:
+        unmark(path, bad)
+        print("marked not done: the same sweep command runs them again")
+        return 0
+    print("`jaxmom verify --repair` marks them, and the same sweep command runs them again")
+    return 1
 
 
 def _fail(parser, message: str) -> int:

@@ -108,7 +108,7 @@ def grid_sweep(
     settings = _check_settings(settings)
     has_data = data is not None
     hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in axes.items()}
-    shapes = _output_shapes(train_fn, hp_dtypes, data, has_data)
+    shapes, computation = _output_shapes(train_fn, hp_dtypes, data, has_data)
     check = _check_finite_names(check_finite, shapes)
     grid_shape = tuple(len(v) for v in axes.values())
     n_points, n_seeds = int(np.prod(grid_shape, dtype=np.int64)), len(seeds)
@@ -129,7 +129,8 @@ def grid_sweep(
         spec = dict(
             axes={k: v.tolist() for k, v in axes.items()}, seeds=seeds.tolist(),
             outputs={k: [list(s.shape), s.dtype.name] for k, s in shapes.items()},
-            settings=settings, data=_fingerprint(data), block=list(block),
+            settings=settings, data=_fingerprint(data), computation=computation,
+            block=list(block),
             metadata=_metadata(train_fn),
         )  # fmt: skip
         store = _open_store(path, spec)
@@ -173,6 +174,7 @@ def grid_sweep(
     meta = dict(
         _metadata(train_fn),
         settings=settings,
+        computation=computation,
         wall_seconds=wall,
         write_wait_seconds=waited,
         writer_busy_seconds=busy,

@@ -36,7 +36,7 @@ def _need(module: str):
 
 def _scalars(res) -> list[str]:
     """The outputs with one value per run."""
-    return [k for k, v in res.outputs.items() if v.ndim == res.diverged.ndim]
+    return [k for k, v in res.outputs.items() if v.ndim == len(res.run_shape)]
 
 
 def _columns(res, lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -67,7 +67,7 @@ def to_dataframe(res):
     """One row per run: the axis values, the seed, every scalar output and ``diverged``."""
     pd = _need("pandas")
     _header(res)
-    return pd.DataFrame(_columns(res, 0, res.diverged.size // len(res.seeds)))
+    return pd.DataFrame(_columns(res, 0, int(np.prod(res.run_shape)) // len(res.seeds)))
 
 
 def to_csv(res, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Path:
@@ -75,7 +75,7 @@ def to_csv(res, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Pa
     ``"lr, warm"`` is one field); written atomically, a block of rows at a time."""
     path = check_output_file(path, "csv")
     header = _header(res)
-    n_points = res.diverged.size // len(res.seeds)
+    n_points = int(np.prod(res.run_shape)) // len(res.seeds)
     step = max(1, rows_per_write // len(res.seeds))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

@@ -35,11 +35,23 @@ class GridArray:
     asked for; ``np.asarray(a)`` reads it all.
     """
 
-    def __init__(self, data, grid_shape: tuple[int, ...]):
+    def __init__(self, data, grid_shape: tuple[int, ...], source: str | None = None):
         self.data, self.grid_shape = data, tuple(grid_shape)
         self.shape = (*self.grid_shape, *data.shape[1:])
         self.dtype = data.dtype
         self.ndim = len(self.shape)
+        self.source = source  # "output 'loss' of store 's.zarr'", for errors
+
+    def _read(self, index, outer: bool = False):
+        try:
+            return np.asarray(self.data.oindex[index] if outer else self.data[index])
+        except ValueError as e:  # a chunk failed its checksum or does not decode
+            if self.source is None:
+                raise
+            raise ValueError(
+                f"{self.source}: a damaged chunk ({e}); `jaxmom verify` lists the damaged "
+                "blocks, and `jaxmom verify --repair` marks them for the same sweep to run again"
+            ) from None
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -54,9 +66,9 @@ class GridArray:
         points = flat.ravel()
         if points.size and np.array_equal(points, np.arange(points[0], points[0] + points.size)):
             sel = slice(int(points[0]), int(points[0]) + points.size)
-            out = np.asarray(self.data[(sel, *rest)])
+            out = self._read((sel, *rest))
         elif hasattr(self.data, "oindex"):
-            out = np.asarray(self.data.oindex[(points, *rest)])
+            out = self._read((points, *rest), outer=True)
         else:
             out = np.asarray(self.data[(points, *rest)])
         out = out.reshape(*flat.shape, *out.shape[1:])
@@ -86,14 +98,47 @@ class SweepResult:
       metadata: settings, versions, devices, wall time.
     """
 
-    def __init__(self, axes, seeds, outputs, diverged, done, metadata):
+    def __init__(self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None):
         self.axes = {k: np.asarray(v) for k, v in axes.items()}
         self.seeds = np.asarray(seeds)
         self.grid_shape = tuple(len(v) for v in self.axes.values())
-        self.outputs = {k: GridArray(v, self.grid_shape) for k, v in outputs.items()}
-        self.diverged = np.asarray(diverged).reshape(*self.grid_shape, len(self.seeds))
-        self.done = np.asarray(done).reshape(self.diverged.shape)
+        self.path = None if path is None else Path(path)
+        self.outputs = {
+            k: GridArray(v, self.grid_shape, path and f"output {k!r} of the store {str(path)!r}")
+            for k, v in outputs.items()
+        }
+        self.run_shape = (*self.grid_shape, len(self.seeds))
+        self._status = status  # a store's status array, read when first asked (lazy)
+        self._flags = None
         self.metadata = metadata
+        if status is None:
+            shaped = (np.asarray(diverged), np.asarray(done))
+            self._flags = tuple(a.reshape(self.run_shape) for a in shaped)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self._status_flags()[0]
+
+    @diverged.setter
+    def diverged(self, value) -> None:
+        self._flags = (np.asarray(value).reshape(self.run_shape), self.done)
+
+    @property
+    def done(self) -> np.ndarray:
+        return self._status_flags()[1]
+
+    def _status_flags(self):
+        if self._flags is None and self._status is not None:
+            try:
+                status = np.asarray(self._status[...]).reshape(self.run_shape)
+            except ValueError as e:  # a status chunk failed its checksum
+                raise ValueError(
+                    f"the status of the store {str(self.path)!r} is damaged ({e}): `jaxmom "
+                    f"verify --repair {self.path}` marks the damaged blocks, and the same sweep "
+                    "runs them again"
+                ) from None
+            self._flags = (status == 1, status >= 0)
+        return self._flags
 
     @property
     def complete(self) -> bool:
@@ -122,8 +167,8 @@ class SweepResult:
     # -- summaries ----------------------------------------------------------------------------
 
     def _metric(self, metric: str) -> np.ndarray:
-        if metric not in self.outputs or self.outputs[metric].ndim != self.diverged.ndim:
-            scalars = [k for k, v in self.outputs.items() if v.ndim == self.diverged.ndim]
+        if metric not in self.outputs or self.outputs[metric].ndim != len(self.run_shape):
+            scalars = [k for k, v in self.outputs.items() if v.ndim == len(self.run_shape)]
             raise ValueError(
                 f"metric must be one scalar output per run ({scalars}), got {metric!r}"
             )
@@ -157,7 +202,7 @@ class SweepResult:
     def summary(self, metric: str = "final_loss", mode: str | None = None) -> str:
         """How many runs, how many diverged, and the best points by ``metric`` (:meth:`best`)."""
         sizes = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
-        runs = self.diverged.size
+        runs = int(np.prod(self.run_shape))
         lines = [
             f"{runs} runs ({sizes + ' x ' if sizes else ''}{len(self.seeds)} seeds), "
             f"{int(self.diverged.sum())} diverged"
@@ -192,19 +237,20 @@ class SweepResult:
 
         path = check_store_path(path)
         outputs = {
-            k: [list(v.shape[self.diverged.ndim :]), str(v.dtype)] for k, v in self.outputs.items()
+            k: [list(v.shape[len(self.run_shape) :]), str(v.dtype)] for k, v in self.outputs.items()
         }
         spec = dict(
             axes={k: v.tolist() for k, v in self.axes.items()}, seeds=self.seeds.tolist(),
             outputs=outputs, settings=self.metadata.get("settings"),
-            data=self.metadata.get("data"), block=[max(1, self.diverged.size // len(self.seeds)),
+            data=self.metadata.get("data"), computation=self.metadata.get("computation"),
+            block=[max(1, int(np.prod(self.run_shape)) // len(self.seeds)),
             len(self.seeds)], metadata=self.metadata,
         )  # fmt: skip
         store = Store.open(path, spec)
         try:
             n_seed = len(self.seeds)
             store.write_block(
-                0, 0, {k: self[k].reshape(-1, n_seed, *v.shape[self.diverged.ndim :])
+                0, 0, {k: self[k].reshape(-1, n_seed, *v.shape[len(self.run_shape) :])
                        for k, v in self.outputs.items()},
                 self.diverged.reshape(-1, n_seed),
             )  # fmt: skip
@@ -232,12 +278,27 @@ class SweepResult:
                 raise ValueError(f"format {attrs.get('format')!r}")
             fmt = attrs["format"]
             outputs = {k: group[array_name(k, fmt)] for k in attrs["outputs"]}
-            status = np.asarray(group["status"][...])
         except Exception as e:
             raise ValueError(f"{str(path)!r} is not a readable jaxmom sweep store: {e}") from e
-        diverged, done = status == 1, status >= 0
         meta = dict(attrs.get("metadata") or {}, settings=attrs.get("settings"))
-        return cls(attrs["axes"], attrs["seeds"], outputs, diverged, done, meta)
+        status = group["status"]  # read when diverged or done is first asked for
+        return cls(attrs["axes"], attrs["seeds"], outputs, None, None, meta, path, status)
+
+    def verify(self, *, repair: bool = False) -> list[tuple[int, int]]:
+        """The finished blocks ``(point block, seed block)`` of this result's store whose
+        chunks are missing, truncated or fail their checksum (every chunk is read). With
+        ``repair=True`` they are marked not done, so the same sweep runs them again."""
+        if self.path is None:
+            raise ValueError("verify() checks a store: this result is in memory (no out=)")
+        import zarr
+
+        from jaxmom.integrity import damaged_blocks, unmark
+
+        attrs = dict(zarr.open_group(self.path, mode="r").attrs)
+        bad = damaged_blocks(self.path, attrs, read=True)
+        if repair:
+            unmark(self.path, bad)
+        return bad
 
     # -- plots (see :mod:`jaxmom.plots`) ------------------------------------------------------
 

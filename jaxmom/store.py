@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxmom.integrity import damaged_blocks, done_blocks, unmark
+
 FORMAT = "jaxmom.sweep/3"
 #: The formats this version reads and resumes (``/2``: jaxmom 0.2, outputs under ``out/``).
 READABLE = ("jaxmom.sweep/2", FORMAT)
@@ -60,8 +62,9 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(path)
 
 
-#: What must match for a sweep to resume into an existing store (``block`` is the store's own).
-IDENTITY = ("axes", "seeds", "outputs", "settings", "data")
+#: What must match for a sweep to resume into an existing store (``block`` is the store's own):
+#: ``computation`` is a fingerprint of what ``train_fn`` computes (its jaxpr and constants).
+IDENTITY = ("axes", "seeds", "outputs", "settings", "data", "computation")
 
 
 def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
@@ -157,12 +160,18 @@ class Store:
                 _check_identity(path, dict(group.attrs), spec)
                 if create and "status" not in group:  # killed while creating: nothing written
                     group = cls._create(path, spec)
+            damaged = []
             if create:
                 for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
                     stale.unlink(missing_ok=True)
                 consolidate(path)  # again: a kill may have come before it
                 group = zarr.open_group(path, mode="r+")
-            return cls(path, group, lock)
+                # a done block with a chunk missing or truncated is run again, not kept
+                damaged = damaged_blocks(path, dict(group.attrs))
+                unmark(path, damaged)
+            store = cls(path, group, lock)
+            store.recomputed = damaged
+            return store
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -173,11 +182,12 @@ class Store:
         """The attributes first, the ``status`` array last: a store killed while being created
         is recognised as this sweep's and created again."""
         import zarr
+        from zarr.codecs import Crc32cCodec
 
         n_points = int(np.prod([len(v) for v in spec["axes"].values()], dtype=np.int64))
         n_seeds = len(spec["seeds"])
         m, k = spec["block"]
-        attrs = {key: spec[key] for key in (*IDENTITY, "block", "metadata")}
+        attrs = {key: spec.get(key) for key in (*IDENTITY, "block", "metadata")}
         names = [array_name(o, FORMAT) for o in spec["outputs"]]
         taken = [*names, *spec["axes"], "seed", "status"]
         if len(set(taken)) != len(taken):
@@ -187,6 +197,7 @@ class Store:
                 "'status' share one folder; nested outputs are joined by '.'): rename one"
             )
         group = zarr.open_group(path, mode="a", attributes=dict(attrs, format=FORMAT))
+        crc = (Crc32cCodec(),)  # every chunk checksummed: damage is found when it is read
         # CF's list of coordinates is space-separated: an axis named with a space stays a
         # variable there (to_xarray() makes it a coordinate all the same)
         coordinates = {"coordinates": " ".join(a for a in spec["axes"] if len(a.split()) == 1)}
@@ -194,7 +205,7 @@ class Store:
             dt = np.asarray(values).dtype
             group.create_array(
                 name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
-                fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=None,
+                fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=crc,
             )  # fmt: skip
         seeds = group.create_array(
             "seed", shape=(n_seeds,), dtype=np.asarray(spec["seeds"]).dtype, overwrite=True,
@@ -206,28 +217,21 @@ class Store:
             group.create_array(
                 name, shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
                 dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True,
-                compressors=None,  # losses barely compress (15% with zstd) and cost CPU to try
+                compressors=crc,  # no compression: losses barely compress (15% with zstd)
                 dimension_names=("point", "seed", *(f"{name}_{i}" for i in range(len(shape)))),
                 attributes=coordinates,
             )  # fmt: skip
         group.create_array(
             "status", shape=(n_points, n_seeds), chunks=(m, k), dtype="i1", fill_value=-1,
             dimension_names=("point", "seed"), overwrite=True, attributes=coordinates,
+            compressors=crc,
         )  # fmt: skip
         return group
 
     def done(self) -> np.ndarray:
         """``[point blocks, seed blocks]``: True where the block's runs are stored (its status
-        chunk exists: one listing of a folder, whatever the number of blocks)."""
-        n_points, n_seeds = self.status.shape
-        m, k = self.block
-        done = np.zeros((-(-n_points // m), -(-n_seeds // k)), bool)
-        root = self.path / "status" / "c"
-        for q in os.listdir(root) if root.is_dir() else ():
-            for g in os.listdir(root / q):
-                if q.isdigit() and g.isdigit():
-                    done[int(q), int(g)] = True
-        return done
+        chunk exists: one listing of a folder per point block)."""
+        return done_blocks(self.path, self.status.shape, self.block)
 
     def write_block(self, q: int, g: int, outputs: dict[str, np.ndarray], diverged: np.ndarray):
         """Stores block ``(q, g)``: ``outputs[name]`` and ``diverged`` are ``[points, seeds, ...]``
@@ -258,8 +262,17 @@ class Store:
 def _check_identity(path: Path, attrs: dict, spec: dict) -> None:
     if attrs.get("format") not in READABLE:
         raise ValueError(f"{str(path)!r} is not a jaxmom sweep store")
-    want = json.loads(json.dumps({k: spec[k] for k in IDENTITY}))
-    differ = [k for k in IDENTITY if attrs.get(k) != want[k]]
+    want = json.loads(json.dumps({k: spec.get(k) for k in IDENTITY}))
+    if "computation" not in attrs:  # a store of jaxmom 0.2, which did not record it
+        want.pop("computation")
+    differ = [k for k in want if attrs.get(k) != want[k]]
+    if differ == ["computation"]:
+        raise ValueError(
+            f"{str(path)!r} holds the runs of another computation: train_fn (its code, its "
+            "constants, or how this JAX version traces it) differs from the one that wrote the "
+            "store, and mixing the two would be silently wrong. Use another path, or delete the "
+            "store to start over"
+        )
     if differ:
         raise ValueError(
             f"{str(path)!r} holds a sweep with other settings (differing: {', '.join(differ)}); "

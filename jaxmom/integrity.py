@@ -1,0 +1,105 @@
+"""Whether a store's finished blocks are whole: their chunk files present, of their size, and
+(from format ``jaxmom.sweep/3``) passing their crc32c checksums.
+
+A block is *done* when its ``status`` chunk exists. Every chunk of a done block must then be
+there: a missing or truncated one (a damaged disk, a stray ``rm``) is found by a listing and a
+``stat`` per file, which a resume does, recomputing those blocks; a chunk of the right size
+holding other bytes fails its checksum when read, which :func:`damaged_blocks` with
+``read=True`` (``jaxmom verify``) does for the whole store. Entries that are not the store's (a
+``.DS_Store``, an editor's backup) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+CHECKSUMMED = "jaxmom.sweep/3"
+
+
+def done_blocks(path: Path, shape: tuple[int, int], block: tuple[int, int]) -> np.ndarray:
+    """``[point blocks, seed blocks]``: True where the block's status chunk exists (one listing
+    of a folder per point block, whatever the number of blocks)."""
+    (n_points, n_seeds), (m, k) = shape, block
+    done = np.zeros((-(-n_points // m), -(-n_seeds // k)), bool)
+    root = path / "status" / "c"
+    for q in _listdir(root):
+        if q.isdigit() and int(q) < done.shape[0] and (root / q).is_dir():
+            for g in _listdir(root / q):
+                if g.isdigit() and int(g) < done.shape[1] and (root / q / g).is_file():
+                    done[int(q), int(g)] = True
+    return done
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _arrays(path: Path, attrs: dict) -> dict[str, tuple[Path, int]]:
+    """``{output: (its folder, the bytes of one chunk file)}`` from the arrays' metadata."""
+    from jaxmom.store import array_name
+
+    fmt, out = attrs["format"], {}
+    for name in [*attrs["outputs"], "status"]:
+        folder = path / (name if name == "status" else array_name(name, fmt))
+        meta = json.loads((folder / "zarr.json").read_text())
+        size = int(np.prod(meta["chunk_grid"]["configuration"]["chunk_shape"]))
+        size *= np.dtype(meta["data_type"]).itemsize
+        out[name] = (folder, size + (4 if fmt == CHECKSUMMED else 0))  # crc32c: 4 bytes
+    return out
+
+
+def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple[int, int]]:
+    """The done blocks ``(q, g)`` whose chunk files are missing or of the wrong size, and with
+    ``read=True`` also those whose chunks fail their checksum (or cannot be decoded)."""
+    n_points = int(np.prod([len(v) for v in attrs["axes"].values()], dtype=np.int64))
+    shape, block = (n_points, len(attrs["seeds"])), tuple(attrs["block"])
+    done = done_blocks(path, shape, block)
+    arrays = _arrays(path, attrs)
+    bad = set()
+    for q, g in np.argwhere(done).tolist():
+        for folder, size in arrays.values():
+            chunk = folder.joinpath("c", str(q), str(g), *["0"] * (len(_ndim(folder)) - 2))
+            if not chunk.is_file() or chunk.stat().st_size != size:
+                bad.add((q, g))
+                break
+    if read:
+        bad |= _unreadable(path, attrs, done, block, arrays, bad)
+    return sorted(bad)
+
+
+def _ndim(folder: Path) -> list:
+    return json.loads((folder / "zarr.json").read_text())["shape"]
+
+
+def _unreadable(path, attrs, done, block, arrays, known) -> set:
+    import zarr
+
+    from jaxmom.store import array_name
+
+    group = zarr.open_group(path, mode="r")
+    m, k = block
+    bad = set()
+    for q, g in np.argwhere(done).tolist():
+        if (q, g) in known:
+            continue
+        for name in arrays:
+            array = name if name == "status" else array_name(name, attrs["format"])
+            try:
+                group[array][q * m : (q + 1) * m, g * k : (g + 1) * k]
+            except ValueError:  # a checksum mismatch, or bytes that do not decode
+                bad.add((q, g))
+                break
+    return bad
+
+
+def unmark(path: Path, blocks) -> None:
+    """Marks ``blocks`` not done (their status chunk removed), so the sweep runs them again."""
+    for q, g in blocks:
+        (path / "status" / "c" / str(q) / str(g)).unlink(missing_ok=True)

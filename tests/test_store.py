@@ -1,0 +1,105 @@
+"""A store that cannot be silently wrong: the computation is part of a sweep's identity, so a
+resume with another train function is refused, while the same code in a new process resumes."""
+
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmom
+from jaxmom.cli import main as cli_main
+
+SCRIPT = """
+import sys
+import jax, jax.numpy as jnp
+import jaxmom
+
+scale, kind = float(sys.argv[2]), sys.argv[3]
+
+
+def make(scale):  # a new closure in every process
+    def train_fn(hp, key):
+        w = jax.random.normal(key, (3,)) * hp["beta"] * scale
+        return {"loss": jnp.sum(w**2) if kind == "square" else jnp.sum(jnp.abs(w))}
+
+    return train_fn
+
+
+jaxmom.grid_sweep(make(scale), {"beta": [0.1, 0.2, 0.3, 0.4]}, seeds=[0, 1], chunk_size=2,
+                  out=sys.argv[1], progress=False)
+"""
+
+
+def _sweep(path, scale=1.0, kind="square"):
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(path), str(scale), kind],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def _forget_half(path):
+    """As a kill would leave it: the status chunks of half the blocks gone."""
+    for chunk in sorted((path / "status" / "c").iterdir())[::2]:
+        shutil.rmtree(chunk)
+    assert not jaxmom.SweepResult.load(path).complete
+
+
+def test_a_resume_with_another_computation_is_refused_the_same_code_resumes(tmp_path):
+    path = tmp_path / "s.zarr"
+    assert _sweep(path).returncode == 0
+    whole = jaxmom.SweepResult.load(path)["loss"]
+    _forget_half(path)
+    for scale, kind in ((2.0, "square"), (1.0, "abs")):  # another constant, another function
+        proc = _sweep(path, scale, kind)
+        assert proc.returncode != 0
+        assert "holds the runs of another computation" in proc.stderr
+        assert not jaxmom.SweepResult.load(path).complete  # nothing mixed in
+    proc = _sweep(path)  # the same code, rebuilt in a new process
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = jaxmom.SweepResult.load(path)
+    assert res.complete
+    np.testing.assert_array_equal(res["loss"], whole)
+
+
+def _quick(hp, key):
+    w = jax.random.normal(key, (3,)) * hp["beta"]
+    return {"loss": jnp.sum(w**2), "w": w}
+
+
+GRID = {"beta": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}
+
+
+def _chunk(path, q, name="loss"):
+    return path / name / "c" / str(q) / "0"
+
+
+def test_damaged_chunks_are_found_said_and_recomputed(tmp_path, capsys):
+    path = tmp_path / "s.zarr"
+    whole = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    want = {k: whole[k] for k in whole.outputs}
+    (path / "status" / "c" / ".DS_Store").write_text("not the store's")  # ignored
+    # same-size garbage: found when read, naming the output and the store
+    good = _chunk(path, 1).read_bytes()
+    _chunk(path, 1).write_bytes(bytes(b ^ 0xFF for b in good))
+    with pytest.raises(ValueError, match=r"output 'loss' of the store .*damaged chunk.*verify"):
+        jaxmom.SweepResult.load(path)["loss"]
+    assert jaxmom.SweepResult.load(path).verify() == [(1, 0)]
+    assert cli_main(["verify", str(path)]) == 1
+    assert "1 damaged block(s)" in capsys.readouterr().out
+    # a missing chunk and a truncated one: a resume finds them by their size and runs them again
+    (_chunk(path, 0, "w") / "0").unlink()  # w is [point, seed, 3]: chunk c/0/0/0
+    _chunk(path, 2).write_bytes(_chunk(path, 2).read_bytes()[:5])
+    assert jaxmom.SweepResult.load(path).verify(repair=True) == [(0, 0), (1, 0), (2, 0)]
+    again = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    assert again.complete and again.verify() == []
+    for k, v in want.items():
+        np.testing.assert_array_equal(again[k], v)
+    _chunk(path, 2).write_bytes(b"")  # a resume alone (no verify) recomputes a truncated chunk
+    again = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    np.testing.assert_array_equal(again["loss"], want["loss"])
+    assert cli_main(["verify", str(path)]) == 0
+    assert cli_main(["verify", str(tmp_path)]) == 2
