@@ -76,7 +76,10 @@ def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a file, not a jaxmom sweep store")
-        if {p.name for p in path.iterdir()} - {".lock"} and _format(path) not in READABLE:
+        # a store killed while its first file was renamed into place holds only zarr's
+        # temporary file (and the lock): it is created again
+        foreign = {p.name for p in path.iterdir() if not p.name.endswith(".partial")} - {".lock"}
+        if foreign and _format(path) not in READABLE:
             raise ValueError(f"{name} {str(path)!r} exists and is not a jaxmom sweep store")
         if not os.access(path, os.W_OK | os.X_OK):
             raise ValueError(f"{name} {str(path)!r} is not writable")

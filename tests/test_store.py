@@ -103,3 +103,58 @@ def test_damaged_chunks_are_found_said_and_recomputed(tmp_path, capsys):
     np.testing.assert_array_equal(again["loss"], want["loss"])
     assert cli_main(["verify", str(path)]) == 0
     assert cli_main(["verify", str(tmp_path)]) == 2
+
+
+KILL = """
+import os, sys
+import jax, jax.numpy as jnp
+import jaxmom
+
+n, renames = int(sys.argv[2]), [0]
+
+
+def hook(event, args):  # SIGKILL just before the n-th rename (zarr's every write is one)
+    if event in ("os.rename", "os.link"):
+        renames[0] += 1
+        if renames[0] == n:
+            os.kill(os.getpid(), 9)
+
+
+def train_fn(hp, key):
+    w = jax.random.normal(key, (3,)) * hp["beta"]
+    return {"loss": jnp.sum(w**2), "w": w}
+
+
+sys.addaudithook(hook)
+jaxmom.grid_sweep(train_fn, {"beta": [0.1, 0.2, 0.3, 0.4, 0.5]}, [0], chunk_size=2,
+                  out=sys.argv[1], progress=False)
+print("renames", renames[0])
+"""
+
+
+def _kill_train_fn(hp, key):
+    w = jax.random.normal(key, (3,)) * hp["beta"]
+    return {"loss": jnp.sum(w**2), "w": w}
+
+
+def test_a_kill_at_any_rename_of_creation_or_writing_resumes_bit_for_bit(tmp_path):
+    grid = {"beta": [0.1, 0.2, 0.3, 0.4, 0.5]}
+    want = jaxmom.grid_sweep(_kill_train_fn, grid, [0], chunk_size=2, progress=False)
+    n, kills = 1, 0
+    while True:
+        path = tmp_path / f"s{n}.zarr"
+        proc = subprocess.run(
+            [sys.executable, "-c", KILL, str(path), str(n)], capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        if proc.returncode == 0:  # the sweep made fewer than n renames: every point was hit
+            assert f"renames {n - 1}" in proc.stdout
+            break
+        assert proc.returncode == -9, proc.stderr[-2000:]
+        kills += 1
+        res = jaxmom.grid_sweep(_kill_train_fn, grid, [0], chunk_size=2, out=path, progress=False)
+        assert res.complete and res.verify() == [], f"killed at rename {n}"
+        for k in ("loss", "w"):
+            np.testing.assert_array_equal(res[k], want[k], err_msg=f"killed at rename {n}")
+        n += 1
+    assert kills >= 15  # creation (arrays, seeds, consolidation) and three blocks' writes
