@@ -72,7 +72,8 @@ def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
     from jaxmom._paths import _check_parent
 
     path = Path(path)
-    _check_parent(path, name)
+    if not path.is_dir():  # a new store needs its folder; an existing one needs only itself
+        _check_parent(path, name)
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a file, not a jaxmom sweep store")
@@ -94,6 +95,9 @@ def _format(path: Path) -> str | None:
         return None
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 class Lock:
     """An exclusive ``flock`` on ``PATH/.lock``; the owner's pid and host are written inside."""
 
@@ -107,7 +111,15 @@ class Lock:
                 "under Linux, macOS or WSL"
             ) from None
         self.path = path / ".lock"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: it could point anywhere outside the store
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        except OSError as e:
+            if self.path.is_symlink():
+                raise RuntimeError(
+                    f"{str(self.path)!r} is a symbolic link, which jaxmom does not follow out of "
+                    "its store: remove it, and the same command runs"
+                ) from None
+            raise RuntimeError(f"cannot open the lock {str(self.path)!r}: {e.strerror}") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,6 +1,7 @@
 """A store that cannot be silently wrong: the computation is part of a sweep's identity, so a
 resume with another train function is refused, while the same code in a new process resumes."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -158,3 +159,28 @@ def test_a_kill_at_any_rename_of_creation_or_writing_resumes_bit_for_bit(tmp_pat
             np.testing.assert_array_equal(res[k], want[k], err_msg=f"killed at rename {n}")
         n += 1
     assert kills >= 15  # creation (arrays, seeds, consolidation) and three blocks' writes
+
+
+def test_links_are_not_followed_and_a_writable_store_resumes_in_a_locked_folder(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "s.zarr"
+    jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    (path / ".lock").unlink()
+    (path / ".lock").symlink_to(victim)
+    with pytest.raises(RuntimeError, match=r"\.lock' is a symbolic link.*remove it"):
+        jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    assert victim.read_text() == "mine"
+    (path / ".lock").unlink()
+    # a parent folder the user cannot write: a new store is refused, an existing one resumes
+    from jaxmom import _paths
+
+    parent = str(tmp_path.absolute())
+    real = os.access
+    monkeypatch.setattr(_paths.os, "access", lambda p, m: str(p) != parent and real(p, m))
+    with pytest.raises(ValueError, match="is not writable"):
+        jaxmom.grid_sweep(_quick, GRID, [0], out=tmp_path / "new.zarr", progress=False)
+    res = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    assert res.complete
