@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -128,7 +129,24 @@ def _check_finite_names(check_finite, shapes) -> tuple[str, ...]:
     return names
 
 
-def _check_size(n_runs: int, shapes, path) -> None:
+def _disk_bytes(n_points: int, n_seeds: int, block, shapes, n_axes: int, fs_block: int) -> int:
+    """What a new store's chunk files take on disk: every block writes one file per output and
+    one for its status, plus (per point block) one per axis; each file is its bytes and a
+    4-byte checksum, rounded up to whole file-system blocks."""
+    m, k = block
+    n_q, n_g = -(-n_points // m), -(-n_seeds // k)
+
+    def file(nbytes: int) -> int:
+        return -(-(nbytes + 4) // fs_block) * fs_block
+
+    per_block = file(m * k) + sum(
+        file(m * k * int(np.prod(s.shape)) * s.dtype.itemsize) for s in shapes.values()
+    )
+    return n_q * n_g * per_block + n_q * n_axes * file(m * 8)
+
+
+def _check_size(n_points: int, n_seeds: int, block, shapes, n_axes: int, path) -> None:
+    n_runs = n_points * n_seeds
     per_run = 1 + sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in shapes.values())
     total = n_runs * per_run
     advice = (
@@ -142,12 +160,16 @@ def _check_size(n_runs: int, shapes, path) -> None:
                 f"{_gb(avail)} of free memory can hold: pass out=PATH to keep them on disk, "
                 f"or {advice}"
             )
-    else:
-        free = shutil.disk_usage(path.absolute().parent).free
-        if total > free:
+    elif not path.exists():  # a resume needs less; a full disk then ends in one clear line
+        parent = path.absolute().parent
+        fs_block = os.statvfs(parent).f_frsize if hasattr(os, "statvfs") else 4096
+        disk = _disk_bytes(n_points, n_seeds, block, shapes, n_axes, fs_block)
+        free = shutil.disk_usage(parent).free
+        if disk > free:
             raise ValueError(
-                f"the results of {n_runs:,} runs take up to {_gb(total)}, the disk under "
-                f"{str(path)!r} has {_gb(free)} free: {advice}"
+                f"the results of {n_runs:,} runs take {_gb(disk)} on disk (one file per output "
+                f"and block, at least a {fs_block}-byte file-system block each), the disk under "
+                f"{str(path)!r} has {_gb(free)} free: {advice}, or a larger chunk_size"
             )
 
 

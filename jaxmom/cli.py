@@ -311,6 +311,8 @@ def _sweep(args, parser) -> int:
         )  # fmt: skip
     except (ValueError, RuntimeError, MemoryError) as e:
         parser.error(str(e))
+    except OSError as e:  # a full disk, a permission: one line, and the store resumes
+        return _fail(parser, e.strerror or str(e))
     except KeyboardInterrupt:
         where = (
             f"; the store {args.out} keeps every finished block: the same command resumes it"

@@ -122,7 +122,7 @@ def grid_sweep(
         if n_points >= per_device
         else (n_points, min(n_seeds, per_device // n_points))
     )
-    _check_size(n_points * n_seeds, shapes, path)
+    _check_size(n_points, n_seeds, block, shapes, len(axes), path)
 
     store = None
     if path is not None:
@@ -167,6 +167,15 @@ def grid_sweep(
             check,
         )
         wall = time.perf_counter() - t0
+    except OSError as e:  # a full disk, a file the store cannot write
+        if store is None:
+            raise
+        store.close()
+        raise OSError(
+            e.errno,
+            f"writing the store {str(path)!r} failed: {e.strerror or e} ({e.filename or path}); "
+            "every finished block is kept, and the same call resumes once it can write there",
+        ) from None
     except BaseException:
         if store is not None:
             store.close()

@@ -184,3 +184,47 @@ def test_links_are_not_followed_and_a_writable_store_resumes_in_a_locked_folder(
         jaxmom.grid_sweep(_quick, GRID, [0], out=tmp_path / "new.zarr", progress=False)
     res = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
     assert res.complete
+
+
+def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from jaxmom.store import Store
+
+    path = tmp_path / "s.zarr"
+    argv = ["sweep", "--betas", "0:0.9:6", "--seeds", "1", "--epochs", "1", "--chunk-size", "2",
+            "--no-progress", "--devices", "1", "--out", str(path)]  # fmt: skip
+    write, calls = Store.write_block, []
+
+    def full_after_one(self, *args):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path / "loss"))
+        return write(self, *args)
+
+    monkeypatch.setattr(Store, "write_block", full_after_one)
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err
+    assert "every finished block is kept, and the same call resumes" in err
+    assert jaxmom.SweepResult.load(path).done.any()  # the first block was kept
+    monkeypatch.setattr(Store, "write_block", write)
+    assert cli_main(argv) == 0
+    res = jaxmom.SweepResult.load(path)
+    assert res.complete
+    whole = jaxmom.sweep(np.linspace(0, 0.9, 6), seeds=[0], epochs=1, progress=False)
+    np.testing.assert_array_equal(res["final_loss"], whole["final_loss"])
+
+
+def test_the_space_check_counts_file_system_blocks(tmp_path, monkeypatch):
+    from jaxmom import _sweep_checks
+
+    real, fs_block = _sweep_checks.shutil.disk_usage, os.statvfs(tmp_path).f_frsize
+    monkeypatch.setattr(
+        _sweep_checks.shutil, "disk_usage", lambda p: real(p)._replace(free=200 * fs_block)
+    )
+    # 60 blocks of 1 run, 2 outputs and a status: 180 files of a few bytes, 180 fs blocks + axes
+    grid = {"beta": np.linspace(0, 1, 60)}
+    with pytest.raises(ValueError, match=r"take .* on disk \(one file per output and block"):
+        jaxmom.grid_sweep(_quick, grid, [0], chunk_size=1, out=tmp_path / "s.zarr", progress=False)
+    jaxmom.grid_sweep(_quick, grid, [0], chunk_size=30, out=tmp_path / "t.zarr", progress=False)
