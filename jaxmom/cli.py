@@ -118,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
         "flags below, the cluster (SLURM, Open MPI, ...) is detected",
     )
     sw.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
+    sw.add_argument(
+        "--init-timeout", type=_positive_int, default=None,
+        help="seconds to wait for every process to join (default 30); then one line, exit 2",
+    )  # fmt: skip
     sw.add_argument("--num-processes", type=_positive_int, default=None, help="processes in all")
     sw.add_argument(
         "--process-id", type=_nonnegative_int, default=None, help="this process, 0..N-1"
@@ -257,20 +261,41 @@ def _check_paths(parser, **paths) -> None:
             parser.error(str(e))
 
 
-def _distributed(args, parser) -> None:
-    import jax
-
-    given = [args.coordinator, args.num_processes, args.process_id]
+def _check_distributed(args, parser) -> None:
+    """The flags of a distributed sweep, before JAX starts."""
+    given = [args.coordinator, args.num_processes, args.process_id, args.init_timeout]
     if any(v is not None for v in given) and not args.distributed:
-        parser.error("--coordinator, --num-processes and --process-id need --distributed")
+        parser.error(
+            "--coordinator, --num-processes, --process-id and --init-timeout need --distributed"
+        )
     if not args.distributed:
         return
-    if any(v is None for v in given) and any(v is not None for v in given):
+    if any(v is None for v in given[:3]) and any(v is not None for v in given[:3]):
         parser.error("give all of --coordinator, --num-processes and --process-id, or none")
     if args.process_id is not None and args.process_id >= args.num_processes:
         parser.error(f"--process-id must be < --num-processes, got {args.process_id}")
+    if args.coordinator is not None:
+        from jaxmom.cluster import check_coordinator
+
+        try:
+            check_coordinator(args.coordinator)
+        except ValueError as e:
+            parser.error(str(e))
+
+
+def _distributed(args, parser) -> None:
+    import jax
+
+    from jaxmom import cluster
+
+    if not args.distributed:
+        return
     try:
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        if args.coordinator is None:  # a cluster JAX detects by itself (SLURM, TPU pods)
+            jax.distributed.initialize()
+        else:
+            timeout = args.init_timeout or cluster.INIT_TIMEOUT
+            cluster.join(args.coordinator, args.num_processes, args.process_id, timeout)
     except (ValueError, RuntimeError) as e:
         if args.coordinator is None:
             parser.error(
@@ -297,6 +322,7 @@ def _sweep(args, parser) -> int:
         as_axis(args.lrs, "--lrs", check_learning_rate)
     except ValueError as e:
         parser.error(str(e))
+    _check_distributed(args, parser)
     setup_devices(args.devices)
     import jax
 
@@ -309,10 +335,17 @@ def _sweep(args, parser) -> int:
             batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
             progress=not args.no_progress, out=args.out, record_every=args.record_every,
         )  # fmt: skip
-    except (ValueError, RuntimeError, MemoryError) as e:
+    except (ValueError, RuntimeError, MemoryError, OSError) as e:
+        if jax.process_count() > 1:  # never the interpreter's exit: it waits for the dead
+            from jaxmom.cluster import partner_failed, stop
+
+            why = "a partner process stopped" if partner_failed(e) else str(e).splitlines()[0]
+            kept = f"; the store {args.out} keeps every finished block" if args.out else ""
+            stop(f"jaxmom sweep: process {jax.process_index()}: {why}{kept}: start every "
+                 "process again with the same command to resume")  # fmt: skip
+        if isinstance(e, OSError):  # a full disk, a permission: one line, the store resumes
+            return _fail(parser, e.strerror or str(e))
         parser.error(str(e))
-    except OSError as e:  # a full disk, a permission: one line, and the store resumes
-        return _fail(parser, e.strerror or str(e))
     except KeyboardInterrupt:
         where = (
             f"; the store {args.out} keeps every finished block: the same command resumes it"
