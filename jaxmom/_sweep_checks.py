@@ -54,9 +54,16 @@ def _check_grid(grid) -> dict[str, np.ndarray]:
 
 
 def _check_seeds(seeds) -> np.ndarray:
+    if isinstance(seeds, int | np.integer):
+        raise TypeError(
+            f"seeds must be a sequence of seeds, got seeds={seeds!r}: pass range({seeds}) for "
+            f"{seeds} seeds, or [{seeds}] for that one seed"
+        )
     arr = np.atleast_1d(np.asarray(seeds))
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
         raise ValueError(f"seeds must be a non-empty 1-D sequence of integers, got {seeds!r}")
+    if arr.dtype.kind == "u" and arr.max() >= 2**32:  # before a cast could wrap it
+        raise ValueError(f"seeds must lie in [0, 2**32) (jax.random.key's range), got {arr.max()}")
     arr = arr.astype(np.int64)
     if arr.min() < 0 or arr.max() >= 2**32:
         bad = arr[(arr < 0) | (arr >= 2**32)][0]

@@ -82,6 +82,11 @@ def sweep(
       ``[..., steps / record_every]``. Runs that diverge keep their non-finite losses and are
       flagged in ``diverged``; they do not affect any other run.
     """
+    if isinstance(seeds, int | np.integer):  # the CLI's --seeds N means 0..N-1: say which
+        raise TypeError(
+            f"seeds must be a sequence of seeds, got seeds={seeds!r}: pass range({seeds}) for "
+            f"{seeds} seeds (as --seeds {seeds} means), or [{seeds}] for that one seed"
+        )
     betas = as_axis(betas, "betas", check_beta)
     learning_rates = as_axis(learning_rates, "learning_rates", check_learning_rate)
     epochs = check_positive_int(epochs, "epochs")
@@ -106,8 +111,17 @@ def sweep(
 
 def as_axis(values, name: str, check) -> np.ndarray:
     """``values`` as a float64 axis, each value checked by ``check`` in float32, the dtype the
-    runs use; errors name the axis ``name`` (the CLI passes its flag)."""
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    runs use; errors name the axis ``name`` (the CLI passes its flag) and the value as given.
+    Bools are refused, as :func:`jaxmom.grid_sweep` refuses them."""
+    if values is None or isinstance(values, str | bytes):
+        raise TypeError(f"{name} must be a sequence of numbers, got {name}={values!r}")
+    raw = np.atleast_1d(np.asarray(values, dtype=object))
+    if any(isinstance(v, bool | np.bool_) or v is None for v in raw.ravel().tolist()):
+        raise TypeError(f"{name} must hold numbers, not bools or None, got {name}={values!r}")
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a sequence of numbers, got {name}={values!r}") from e
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
     check(arr, name, scalar=False)

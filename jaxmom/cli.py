@@ -15,6 +15,18 @@ import argparse
 import os
 import sys
 
+#: The most values one axis flag (--betas, --lrs) or --seeds may ask for.
+MAX_AXIS = 10_000_000
+
+
+def _seed_count(text: str) -> int:
+    n = _positive_int(text)
+    if n > MAX_AXIS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} seeds: at most {MAX_AXIS:,} (seeds are 0..N-1, each below 2**32)"
+        )
+    return n
+
 
 def _float_list(text: str) -> list[float]:
     """``START:STOP:NUM`` (inclusive, like ``numpy.linspace``) or a comma list."""
@@ -24,6 +36,11 @@ def _float_list(text: str) -> list[float]:
             num = int(num)
             if num < 1:
                 raise ValueError
+            if num > MAX_AXIS:  # refused before anything is allocated
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} asks for {num:,} values; an axis holds at most {MAX_AXIS:,}: "
+                    "sweep it in parts (each its own --out)"
+                )
             import numpy as np
 
             return np.linspace(float(start), float(stop), num).tolist()
@@ -89,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         help="START:STOP:NUM or a comma list (default 0:0.99:64)",
     )
     sw.add_argument("--lrs", type=_float_list, default=[0.01], help="learning rates (default 0.01)")
-    sw.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds, 0..N-1")
+    sw.add_argument(
+        "--seeds", type=_seed_count, default=1, help="number of seeds: 0..N-1 (N <= 10,000,000)"
+    )
     sw.add_argument("--epochs", type=_positive_int, default=12, help="epochs a run (default 12)")
     sw.add_argument(
         "--batch-size", type=_positive_int, default=32, help="examples a step (default 32)"
@@ -305,6 +324,21 @@ def _distributed(args, parser) -> None:
         raise
 
 
+def _plan(args) -> str:
+    """What the sweep is about to do, said before it starts: runs, steps, results' size."""
+    n_beta, n_lr, n_seed = len(args.betas), len(args.lrs), args.seeds
+    runs = n_beta * n_lr * n_seed
+    steps = args.epochs * -(-1000 // args.batch_size)
+    kept = 1 + args.epochs + (-(-steps // args.record_every) if args.record_every else 0)
+    size = runs * (4 * kept + 1)  # float32 losses and a status byte a run
+    where = f"on disk in {args.out}" if args.out else "in memory"
+    shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
+    return (
+        f"sweep: {runs:,} runs ({n_beta} betas x {n_lr} learning rates x {n_seed} seeds) of "
+        f"{steps} steps; results {shown} {where}"
+    )
+
+
 def _sweep(args, parser) -> int:
     if args.plot is not None:  # the file really written is the one checked
         from pathlib import Path
@@ -323,6 +357,7 @@ def _sweep(args, parser) -> int:
     except ValueError as e:
         parser.error(str(e))
     _check_distributed(args, parser)
+    print(_plan(args), flush=True)
     setup_devices(args.devices)
     import jax
 
@@ -335,7 +370,7 @@ def _sweep(args, parser) -> int:
             batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
             progress=not args.no_progress, out=args.out, record_every=args.record_every,
         )  # fmt: skip
-    except (ValueError, RuntimeError, MemoryError, OSError) as e:
+    except (ValueError, RuntimeError, MemoryError, OSError, TypeError) as e:
         if jax.process_count() > 1:  # never the interpreter's exit: it waits for the dead
             from jaxmom.cluster import partner_failed, stop
 
@@ -345,7 +380,7 @@ def _sweep(args, parser) -> int:
                  "process again with the same command to resume")  # fmt: skip
         if isinstance(e, OSError):  # a full disk, a permission: one line, the store resumes
             return _fail(parser, e.strerror or str(e))
-        parser.error(str(e))
+        parser.error(str(e) or f"{type(e).__name__} (not enough memory?)")
     except KeyboardInterrupt:
         where = (
             f"; the store {args.out} keeps every finished block: the same command resumes it"

@@ -48,7 +48,13 @@ def _arrays(path: Path, attrs: dict) -> dict[str, tuple[Path, int]]:
     fmt, out = attrs["format"], {}
     for name in [*attrs["outputs"], "status"]:
         folder = path / (name if name == "status" else array_name(name, fmt))
-        meta = json.loads((folder / "zarr.json").read_text())
+        try:
+            meta = json.loads((folder / "zarr.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                f"the store {str(path)!r}: the metadata of its array {folder.name!r} is missing "
+                f"or damaged ({e.__class__.__name__}); delete the store to start over"
+            ) from None
         size = int(np.prod(meta["chunk_grid"]["configuration"]["chunk_shape"]))
         size *= np.dtype(meta["data_type"]).itemsize
         out[name] = (folder, size + (4 if fmt == CHECKSUMMED else 0))  # crc32c: 4 bytes
@@ -103,3 +109,66 @@ def unmark(path: Path, blocks) -> None:
     """Marks ``blocks`` not done (their status chunk removed), so the sweep runs them again."""
     for q, g in blocks:
         (path / "status" / "c" / str(q) / str(g)).unlink(missing_ok=True)
+
+
+def check_attrs(path: Path, attrs: dict) -> dict:
+    """``attrs`` if the store's attributes have the shapes a sweep writes, else a
+    ``ValueError`` naming the damaged one (a store edited by hand, a disk error)."""
+
+    def bad(key: str):
+        return ValueError(
+            f"the store {str(path)!r} has a damaged attribute {key!r} ({attrs.get(key)!r}): "
+            "it cannot be read or resumed; delete it to start over"
+        )
+
+    def ints(v, n=None) -> bool:
+        ok = isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+        return ok and (n is None or len(v) == n)
+
+    block = attrs.get("block")
+    if not ints(block, 2) or min(block) < 1:
+        raise bad("block")
+    axes = attrs.get("axes")
+    if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
+        raise bad("axes")
+    if not ints(attrs.get("seeds")) or not attrs["seeds"]:
+        raise bad("seeds")
+    outputs = attrs.get("outputs")
+    if not isinstance(outputs, dict) or not all(
+        isinstance(v, list) and len(v) == 2 and ints(v[0]) and isinstance(v[1], str)
+        for v in outputs.values()
+    ):
+        raise bad("outputs")
+    return attrs
+
+
+def open_array(group, name: str, path: Path):
+    """``group[name]``, or a ``ValueError`` naming the array whose metadata is gone."""
+    try:
+        return group[name]
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(
+            f"the store {str(path)!r} lacks its array {name!r}, or its metadata "
+            f"({name}/zarr.json) is damaged ({e!r}): it cannot be read or resumed; delete it to "
+            "start over"
+        ) from None
+
+
+def missing_chunks(path: Path, attrs: dict, output: str, array: str, points) -> None:
+    """Raises a ``ValueError`` naming the block if a finished block among ``points`` (flat
+    point indices just read) has no chunk file for ``output``: zarr reads a missing chunk as
+    its fill value (NaN), which must not pass for a diverged run."""
+    m = attrs["block"][0]
+    folder = path / array
+    extra = len(json.loads((folder / "zarr.json").read_text())["shape"]) - 2
+    for q in np.unique(np.asarray(points) // m).tolist():
+        status = path / "status" / "c" / str(q)
+        for g in _listdir(status):
+            if not g.isdigit() or not (status / g).is_file():
+                continue
+            if not folder.joinpath("c", str(q), g, *["0"] * extra).is_file():
+                raise ValueError(
+                    f"output {output!r} of the store {str(path)!r}: the chunk of finished block "
+                    f"({q}, {g}) is missing; `jaxmom verify --repair` marks it, and the same "
+                    "sweep runs it again"
+                )

@@ -8,6 +8,7 @@ memory can be read slice by slice: ``res.outputs["step_losses"][3, :, 0]`` reads
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -41,6 +42,7 @@ class GridArray:
         self.dtype = data.dtype
         self.ndim = len(self.shape)
         self.source = source  # "output 'loss' of store 's.zarr'", for errors
+        self.missing = None  # points -> raises if a finished block's chunk is missing
 
     def _read(self, index, outer: bool = False):
         try:
@@ -71,6 +73,8 @@ class GridArray:
             out = self._read((points, *rest), outer=True)
         else:
             out = np.asarray(self.data[(points, *rest)])
+        if self.missing is not None and out.dtype.kind == "f" and np.isnan(out).any():
+            self.missing(points)  # NaN is zarr's fill value: a finished block's chunk gone?
         out = out.reshape(*flat.shape, *out.shape[1:])
         return out[tuple(0 if np.ndim(p) == 0 else slice(None) for p in picks)]
 
@@ -267,6 +271,7 @@ class SweepResult:
             raise FileNotFoundError(f"no sweep at {str(path)!r}")
         if path.is_file():
             return _load_npz(path)
+        from jaxmom.integrity import check_attrs, missing_chunks, open_array
         from jaxmom.store import READABLE, array_name
 
         try:
@@ -276,13 +281,18 @@ class SweepResult:
             attrs = dict(group.attrs)
             if attrs.get("format") not in READABLE:
                 raise ValueError(f"format {attrs.get('format')!r}")
-            fmt = attrs["format"]
-            outputs = {k: group[array_name(k, fmt)] for k in attrs["outputs"]}
         except Exception as e:
             raise ValueError(f"{str(path)!r} is not a readable jaxmom sweep store: {e}") from e
+        fmt = check_attrs(path, attrs)["format"]
+        outputs = {k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]}
         meta = dict(attrs.get("metadata") or {}, settings=attrs.get("settings"))
-        status = group["status"]  # read when diverged or done is first asked for
-        return cls(attrs["axes"], attrs["seeds"], outputs, None, None, meta, path, status)
+        status = open_array(group, "status", path)  # read when done or diverged is asked
+        res = cls(attrs["axes"], attrs["seeds"], outputs, None, None, meta, path, status)
+        for name, grid_array in res.outputs.items():
+            grid_array.missing = functools.partial(
+                missing_chunks, path, attrs, name, array_name(name, fmt)
+            )
+        return res
 
     def verify(self, *, repair: bool = False) -> list[tuple[int, int]]:
         """The finished blocks ``(point block, seed block)`` of this result's store whose

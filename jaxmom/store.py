@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxmom.integrity import damaged_blocks, done_blocks, unmark
+from jaxmom.integrity import check_attrs, damaged_blocks, done_blocks, open_array, unmark
 
 FORMAT = "jaxmom.sweep/3"
 #: The formats this version reads and resumes (``/2``: jaxmom 0.2, outputs under ``out/``).
@@ -59,7 +59,13 @@ def consolidate(path: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+        try:
+            zarr.consolidate_metadata(path)
+        except (ValueError, TypeError, KeyError, OSError) as e:  # an array's zarr.json damaged
+            raise ValueError(
+                f"the store {str(path)!r} has damaged metadata ({e!r}): it cannot be resumed; "
+                "delete it to start over"
+            ) from None
 
 
 #: What must match for a sweep to resume into an existing store (``block`` is the store's own):
@@ -143,14 +149,16 @@ class Store:
 
     def __init__(self, path: Path, group, lock: Lock | None):
         self.path, self.group, self.lock = path, group, lock
-        attrs = dict(group.attrs)
+        attrs = check_attrs(path, dict(group.attrs))
         self.attrs = attrs
         self.block = tuple(attrs["block"])
         fmt = attrs["format"]
-        self.outputs = {k: group[array_name(k, fmt)] for k in attrs["outputs"]}
-        self.status = group["status"]
+        self.outputs = {k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]}
+        self.status = open_array(group, "status", path)
         self.axes = {k: np.asarray(v) for k, v in attrs["axes"].items()}
-        self.coords = {k: group[k] for k in self.axes} if fmt != READABLE[0] else {}
+        self.coords = (
+            {k: open_array(group, k, path) for k in self.axes} if fmt != READABLE[0] else {}
+        )
 
     @classmethod
     def open(cls, path, spec: dict, *, create: bool = True) -> Store:
@@ -172,7 +180,7 @@ class Store:
                 group = cls._create(path, spec)
             else:
                 group = zarr.open_group(path, mode="r+")
-                _check_identity(path, dict(group.attrs), spec)
+                _check_identity(path, check_attrs(path, dict(group.attrs)), spec)
                 if create and "status" not in group:  # killed while creating: nothing written
                     group = cls._create(path, spec)
             damaged = []

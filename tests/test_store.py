@@ -2,6 +2,7 @@
 resume with another train function is refused, while the same code in a new process resumes."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,8 @@ def test_damaged_chunks_are_found_said_and_recomputed(tmp_path, capsys):
     assert "1 damaged block(s)" in capsys.readouterr().out
     # a missing chunk and a truncated one: a resume finds them by their size and runs them again
     (_chunk(path, 0, "w") / "0").unlink()  # w is [point, seed, 3]: chunk c/0/0/0
+    with pytest.raises(ValueError, match=r"output 'w' .* finished block \(0, 0\) is missing"):
+        jaxmom.SweepResult.load(path).outputs["w"][0]  # read as NaN by zarr: not let through
     _chunk(path, 2).write_bytes(_chunk(path, 2).read_bytes()[:5])
     assert jaxmom.SweepResult.load(path).verify(repair=True) == [(0, 0), (1, 0), (2, 0)]
     again = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
@@ -186,9 +189,12 @@ def test_links_are_not_followed_and_a_writable_store_resumes_in_a_locked_folder(
     assert res.complete
 
 
-def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
-    import errno
-
+@pytest.mark.parametrize(
+    "error", [(28, "No space left on device"), (13, "Permission denied")], ids=["disk", "perm"]
+)
+def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(
+    tmp_path, monkeypatch, capsys, error
+):
     from jaxmom.store import Store
 
     path = tmp_path / "s.zarr"
@@ -199,13 +205,13 @@ def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(tmp_path, mon
     def full_after_one(self, *args):
         calls.append(1)
         if len(calls) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.path / "loss"))
+            raise OSError(*error, str(self.path / "loss"))
         return write(self, *args)
 
     monkeypatch.setattr(Store, "write_block", full_after_one)
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "No space left on device" in err
+    assert err.count("\n") == 1 and error[1] in err
     assert "every finished block is kept, and the same call resumes" in err
     assert jaxmom.SweepResult.load(path).done.any()  # the first block was kept
     monkeypatch.setattr(Store, "write_block", write)
@@ -228,3 +234,57 @@ def test_the_space_check_counts_file_system_blocks(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"take .* on disk \(one file per output and block"):
         jaxmom.grid_sweep(_quick, grid, [0], chunk_size=1, out=tmp_path / "s.zarr", progress=False)
     jaxmom.grid_sweep(_quick, grid, [0], chunk_size=30, out=tmp_path / "t.zarr", progress=False)
+
+
+def test_foreign_files_are_ignored_damaged_metadata_is_named(tmp_path):
+    import json
+
+    path = tmp_path / "s.zarr"
+    jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    (path / "zarr.json~").write_text("an editor's backup")
+    (path / ".DS_Store").write_text("")
+    (path / "status" / "c" / ".DS_Store").write_text("")
+    again = jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+    assert again.complete and again.verify() == []
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["block"] = [0, 1]  # crafted: would divide by zero
+    (path / "zarr.json").write_text(json.dumps(meta))
+    for call in (
+        lambda: jaxmom.SweepResult.load(path),
+        lambda: jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False),
+    ):
+        with pytest.raises(ValueError, match=r"damaged attribute 'block' \(\[0, 1\]\)"):
+            call()
+    meta["attributes"]["block"] = [2, 1]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    (path / "w" / "zarr.json").unlink()
+    with pytest.raises(ValueError, match=r"array 'w'.*delete"):
+        jaxmom.grid_sweep(_quick, GRID, [0], chunk_size=2, out=path, progress=False)
+
+
+def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, capsys):
+    for betas, shown in (([True, False], "betas=[True, False]"), ("abc", "betas='abc'"),
+                         (None, "betas=None"), ([0.1, None], "betas=[0.1, None]")):  # fmt: skip
+        with pytest.raises(TypeError, match=re.escape(shown)):
+            jaxmom.sweep(betas, progress=False)
+    with pytest.raises(TypeError, match=r"seeds=3: pass range\(3\) for 3 seeds"):
+        jaxmom.sweep([0.9], seeds=3, progress=False)
+    with pytest.raises(TypeError, match=r"seeds=3: pass range\(3\)"):
+        jaxmom.grid_sweep(_quick, GRID, 3, progress=False)
+    with pytest.raises(ValueError, match="got 9223372036854775808"):
+        jaxmom.grid_sweep(_quick, GRID, np.array([2**63], np.uint64), progress=False)
+    for argv, message in (
+        (["--betas", "0:0.99:1000000000"], "asks for 1,000,000,000 values; an axis holds at most"),
+        (["--betas", "0.9", "--seeds", "4294967297"], "'4294967297' seeds: at most"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            cli_main(["sweep", *argv])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    out = tmp_path / "p.zarr"
+    assert cli_main(["sweep", "--betas", "0.5,0.9", "--seeds", "2", "--epochs", "1",
+                     "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        f"sweep: 4 runs (2 betas x 1 learning rates x 2 seeds) of 32 steps; results 0.0 MiB on "
+        f"disk in {out}"
+    )
