@@ -390,14 +390,17 @@ def _sweep(args, parser) -> int:
         print(f"\ninterrupted{where}", file=sys.stderr)
         return 130
     if jax.process_index() == 0:
-        print(res.summary())
-        print(
-            f"{len(jax.devices())} {jax.devices()[0].platform} device(s), "
-            f"{res.metadata['wall_seconds']:.2f} s"
-        )
-        for path, write in ((args.out, None), (args.csv, res.to_csv), (args.plot, res.plot)):
-            if path:
-                print(f"wrote {path if write is None else write(path)}")
+        try:  # reading the results: a damaged status or chunk is named in one line
+            print(res.summary())
+            print(
+                f"{len(jax.devices())} {jax.devices()[0].platform} device(s), "
+                f"{res.metadata['wall_seconds']:.2f} s"
+            )
+            for path, write in ((args.out, None), (args.csv, res.to_csv), (args.plot, res.plot)):
+                if path:
+                    print(f"wrote {path if write is None else write(path)}")
+        except (ValueError, OSError) as e:
+            return _fail(parser, str(e))
     return 0
 
 
