@@ -115,6 +115,7 @@ import jax, jax.numpy as jnp
 import jaxmom
 
 n, renames = int(sys.argv[2]), [0]
+jax.config.update("jax_num_cpu_devices", int(sys.argv[3]))  # the test's: the same blocks
 
 
 def hook(event, args):  # SIGKILL just before the n-th rename (zarr's every write is one)
@@ -148,8 +149,8 @@ def test_a_kill_at_any_rename_of_creation_or_writing_resumes_bit_for_bit(tmp_pat
     while True:
         path = tmp_path / f"s{n}.zarr"
         proc = subprocess.run(
-            [sys.executable, "-c", KILL, str(path), str(n)], capture_output=True, text=True,
-            timeout=300,
+            [sys.executable, "-c", KILL, str(path), str(n), str(jax.device_count())],
+            capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         if proc.returncode == 0:  # the sweep made fewer than n renames: every point was hit
             assert f"renames {n - 1}" in proc.stdout
