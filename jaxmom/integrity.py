@@ -172,3 +172,20 @@ def missing_chunks(path: Path, attrs: dict, output: str, array: str, points) -> 
                     f"({q}, {g}) is missing; `jaxmom verify --repair` marks it, and the same "
                     "sweep runs it again"
                 )
+
+
+def damaged_block(path: Path, attrs: dict, array: str, points) -> tuple[int, int] | None:
+    """The first finished block ``(q, g)`` among ``points`` whose chunk of ``array`` fails to
+    read (its checksum, or bytes that do not decode); ``None`` if every one reads."""
+    import zarr
+
+    m, k = attrs["block"]
+    data = zarr.open_group(path, mode="r")[array]
+    n_seeds = data.shape[1]
+    for q in np.unique(np.asarray(points) // m).tolist():
+        for g in range(-(-n_seeds // k)):
+            try:
+                data[q * m : (q + 1) * m, g * k : (g + 1) * k]
+            except ValueError:
+                return q, g
+    return None

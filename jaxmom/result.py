@@ -43,16 +43,19 @@ class GridArray:
         self.ndim = len(self.shape)
         self.source = source  # "output 'loss' of store 's.zarr'", for errors
         self.missing = None  # points -> raises if a finished block's chunk is missing
+        self.locate = None  # points -> the damaged block (q, g) among them, for errors
 
-    def _read(self, index, outer: bool = False):
+    def _read(self, index, outer: bool = False, points=()):
         try:
             return np.asarray(self.data.oindex[index] if outer else self.data[index])
         except ValueError as e:  # a chunk failed its checksum or does not decode
             if self.source is None:
                 raise
+            block = self.locate(points) if self.locate is not None else None
+            where = f" of block {block}" if block is not None else ""
             raise ValueError(
-                f"{self.source}: a damaged chunk ({e}); `jaxmom verify` lists the damaged "
-                "blocks, and `jaxmom verify --repair` marks them for the same sweep to run again"
+                f"{self.source}: a damaged chunk{where} ({e}); `jaxmom verify --repair` marks "
+                "the damaged blocks, and the same sweep runs them again"
             ) from None
 
     def __getitem__(self, key):
@@ -68,9 +71,9 @@ class GridArray:
         points = flat.ravel()
         if points.size and np.array_equal(points, np.arange(points[0], points[0] + points.size)):
             sel = slice(int(points[0]), int(points[0]) + points.size)
-            out = self._read((sel, *rest))
+            out = self._read((sel, *rest), points=points)
         elif hasattr(self.data, "oindex"):
-            out = self._read((points, *rest), outer=True)
+            out = self._read((points, *rest), outer=True, points=points)
         else:
             out = np.asarray(self.data[(points, *rest)])
         if self.missing is not None and out.dtype.kind == "f" and np.isnan(out).any():
@@ -271,7 +274,7 @@ class SweepResult:
             raise FileNotFoundError(f"no sweep at {str(path)!r}")
         if path.is_file():
             return _load_npz(path)
-        from jaxmom.integrity import check_attrs, missing_chunks, open_array
+        from jaxmom.integrity import check_attrs, damaged_block, missing_chunks, open_array
         from jaxmom.store import READABLE, array_name
 
         try:
@@ -292,6 +295,7 @@ class SweepResult:
             grid_array.missing = functools.partial(
                 missing_chunks, path, attrs, name, array_name(name, fmt)
             )
+            grid_array.locate = functools.partial(damaged_block, path, attrs, array_name(name, fmt))
         return res
 
     def verify(self, *, repair: bool = False) -> list[tuple[int, int]]:

@@ -26,6 +26,16 @@ def _args(out, port, pid, betas="0:0.99:4000", extra=()):
             str(pid), *extra]  # fmt: skip
 
 
+def _two_processes_under_way(out):
+    """Two processes sweeping into ``out``, returned once a first block is stored."""
+    port = _port()
+    procs = [_jaxmom(_args(out, port, i)) for i in range(2)]
+    deadline = time.time() + 300
+    while not (out / "status" / "c").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return procs
+
+
 def test_a_partner_that_never_joins_ends_in_one_line(tmp_path):
     t0 = time.time()
     proc = _jaxmom(_args(tmp_path / "s.zarr", _port(), 0, extra=["--init-timeout", "3"]))
@@ -36,11 +46,8 @@ def test_a_partner_that_never_joins_ends_in_one_line(tmp_path):
 
 
 def test_a_partner_killed_mid_sweep_ends_the_other_in_one_line_and_all_resume(tmp_path):
-    out, port = tmp_path / "s.zarr", _port()
-    procs = [_jaxmom(_args(out, port, i)) for i in range(2)]
-    deadline = time.time() + 300
-    while not (out / "status" / "c").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    out = tmp_path / "s.zarr"
+    procs = _two_processes_under_way(out)
     procs[1].kill()
     t0 = time.time()
     _, err = procs[0].communicate(timeout=120)
@@ -75,11 +82,8 @@ def test_the_coordinator_is_checked_before_jax_starts(address, capsys):
 def test_the_coordinator_killed_ends_the_other_in_exit_2(tmp_path):
     """Process 0 holds JAX's coordination service: when it dies, JAX's runtime in process 1
     logs its own lines first, but the process still ends with jaxmom's line and exit 2."""
-    out, port = tmp_path / "s.zarr", _port()
-    procs = [_jaxmom(_args(out, port, i)) for i in range(2)]
-    deadline = time.time() + 300
-    while not (out / "status" / "c").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    out = tmp_path / "s.zarr"
+    procs = _two_processes_under_way(out)
     procs[0].kill()
     _, err = procs[1].communicate(timeout=120)
     procs[0].communicate()

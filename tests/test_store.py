@@ -87,7 +87,8 @@ def test_damaged_chunks_are_found_said_and_recomputed(tmp_path, capsys):
     # same-size garbage: found when read, naming the output and the store
     good = _chunk(path, 1).read_bytes()
     _chunk(path, 1).write_bytes(bytes(b ^ 0xFF for b in good))
-    with pytest.raises(ValueError, match=r"output 'loss' of the store .*damaged chunk.*verify"):
+    with pytest.raises(ValueError, match=r"output 'loss' of the store .*damaged chunk of block "
+                       r"\(1, 0\).*verify --repair"):  # fmt: skip
         jaxmom.SweepResult.load(path)["loss"]
     assert jaxmom.SweepResult.load(path).verify() == [(1, 0)]
     assert cli_main(["verify", str(path)]) == 1
