@@ -8,6 +8,7 @@ from jaxmom.engine import grid_sweep
 from jaxmom.model import MLP, Net, apply_mlp, init_mlp
 from jaxmom.nnx_train import accuracy, nnx_train_fn
 from jaxmom.result import SweepResult
+from jaxmom.search import Choice, IntUniform, LogUniform, Uniform, sample
 from jaxmom.training import (
     TrainResult,
     masked_mean,
@@ -25,10 +26,14 @@ __version__ = "0.2.0"
 __all__ = (
     "MLP",
     "BatchOrder",
+    "Choice",
+    "IntUniform",
+    "LogUniform",
     "MomentumState",
     "Net",
     "SweepResult",
     "TrainResult",
+    "Uniform",
     "accuracy",
     "apply_mlp",
     "batch_order",
@@ -42,6 +47,7 @@ __all__ = (
     "mse_loss",
     "mse_value_and_grad",
     "nnx_train_fn",
+    "sample",
     "seed_inputs",
     "sgd_momentum",
     "sweep",
