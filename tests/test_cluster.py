@@ -79,14 +79,18 @@ def test_the_coordinator_is_checked_before_jax_starts(address, capsys):
     )
 
 
-def test_the_coordinator_killed_ends_the_other_in_exit_2(tmp_path):
-    """Process 0 holds JAX's coordination service: when it dies, JAX's runtime in process 1
-    logs its own lines first, but the process still ends with jaxmom's line and exit 2."""
+def test_the_coordinator_killed_ends_the_other_at_once(tmp_path):
+    """Process 0 holds JAX's coordination service. When it dies, JAX's runtime in process 1
+    may end that process itself (its own log lines, exit 1: seen at jax 0.8.0) before jaxmom's
+    one line (exit 2: jax 0.10); either way at once, with no Python traceback and no hang."""
     out = tmp_path / "s.zarr"
     procs = _two_processes_under_way(out)
     procs[0].kill()
+    t0 = time.time()
     _, err = procs[1].communicate(timeout=120)
     procs[0].communicate()
-    assert procs[1].returncode == 2, err
+    assert procs[1].returncode in (1, 2), err
+    assert time.time() - t0 < 60
     assert "Traceback" not in err and "Check failure" not in err
-    assert err.strip().splitlines()[-1].startswith("jaxmom sweep: process 1: a partner process")
+    if procs[1].returncode == 2:
+        assert err.strip().splitlines()[-1].startswith("jaxmom sweep: process 1: a partner")
