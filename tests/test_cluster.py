@@ -36,6 +36,15 @@ def _two_processes_under_way(out):
     return procs
 
 
+def _kill_one(procs, dead: int):
+    """SIGKILLs process ``dead``: the other's exit status, stderr and seconds to end."""
+    procs[dead].kill()
+    t0 = time.time()
+    _, err = procs[1 - dead].communicate(timeout=120)
+    procs[dead].communicate()
+    return procs[1 - dead].returncode, err, time.time() - t0
+
+
 def test_a_partner_that_never_joins_ends_in_one_line(tmp_path):
     t0 = time.time()
     proc = _jaxmom(_args(tmp_path / "s.zarr", _port(), 0, extra=["--init-timeout", "3"]))
@@ -47,13 +56,9 @@ def test_a_partner_that_never_joins_ends_in_one_line(tmp_path):
 
 def test_a_partner_killed_mid_sweep_ends_the_other_in_one_line_and_all_resume(tmp_path):
     out = tmp_path / "s.zarr"
-    procs = _two_processes_under_way(out)
-    procs[1].kill()
-    t0 = time.time()
-    _, err = procs[0].communicate(timeout=120)
-    procs[1].communicate()
-    assert procs[0].returncode == 2, err
-    assert time.time() - t0 < 30  # noticed at the next collective, not a heartbeat later
+    rc, err, seconds = _kill_one(_two_processes_under_way(out), dead=1)
+    assert rc == 2, err
+    assert seconds < 30  # noticed at the next collective, not a heartbeat later
     assert "Traceback" not in err and "Check failure" not in err
     assert err.strip().splitlines()[-1].startswith("jaxmom sweep: process 0: a partner process")
     assert "same command to resume" in err
@@ -83,14 +88,9 @@ def test_the_coordinator_killed_ends_the_other_at_once(tmp_path):
     """Process 0 holds JAX's coordination service. When it dies, JAX's runtime in process 1
     may end that process itself (its own log lines, exit 1: seen at jax 0.8.0) before jaxmom's
     one line (exit 2: jax 0.10); either way at once, with no Python traceback and no hang."""
-    out = tmp_path / "s.zarr"
-    procs = _two_processes_under_way(out)
-    procs[0].kill()
-    t0 = time.time()
-    _, err = procs[1].communicate(timeout=120)
-    procs[0].communicate()
-    assert procs[1].returncode in (1, 2), err
-    assert time.time() - t0 < 60
+    rc, err, seconds = _kill_one(_two_processes_under_way(tmp_path / "s.zarr"), dead=0)
+    assert rc in (1, 2), err
+    assert seconds < 60
     assert "Traceback" not in err and "Check failure" not in err
-    if procs[1].returncode == 2:
+    if rc == 2:
         assert err.strip().splitlines()[-1].startswith("jaxmom sweep: process 1: a partner")
