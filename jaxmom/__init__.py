@@ -21,7 +21,7 @@ from jaxmom.training import (
 )
 from jaxmom.transform import MomentumState, momentum
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = (
     "MLP",
