@@ -54,10 +54,10 @@ def _check_grid(grid) -> dict[str, np.ndarray]:
 
 
 def _check_seeds(seeds) -> np.ndarray:
-    if isinstance(seeds, int | np.integer):
+    if isinstance(seeds, int | np.integer):  # the CLI's --seeds N means 0..N-1: say which
         raise TypeError(
             f"seeds must be a sequence of seeds, got seeds={seeds!r}: pass range({seeds}) for "
-            f"{seeds} seeds, or [{seeds}] for that one seed"
+            f"{seeds} seeds (as --seeds {seeds} means), or [{seeds}] for that one seed"
         )
     arr = np.atleast_1d(np.asarray(seeds))
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
@@ -106,9 +106,15 @@ def computation(closed) -> str:
     """A fingerprint of a closed jaxpr: its text (without the memory addresses some parameters
     print) and its constants' bytes. The same code gives the same fingerprint in a new process;
     another computation (a fixed bug, other constants) gives another."""
-    h = hashlib.sha256(re.sub(r" at 0x[0-9a-fA-F]+", "", str(closed.jaxpr)).encode())
-    for c in closed.consts:
-        a = np.asarray(c)
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", str(closed.jaxpr))
+    return fingerprint(text, closed.consts)
+
+
+def fingerprint(text: str, arrays) -> str:
+    """16 hex digits of SHA-256 over ``text`` and each array's shape, dtype and bytes."""
+    h = hashlib.sha256(text.encode())
+    for leaf in arrays:
+        a = np.asarray(leaf)
         h.update(f"{a.shape}{a.dtype}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]

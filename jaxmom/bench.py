@@ -353,6 +353,19 @@ def missing(methods: Sequence[str], requires: dict[str, str] = REQUIRES) -> dict
     }
 
 
+def installed(methods: Sequence[str], requires: dict[str, str], say) -> tuple[list, list]:
+    """``(methods to run, methods skipped)``: those whose optional package is missing are
+    skipped, and ``say`` is told which and how to install them; none left is a ``ValueError``."""
+    absent = missing(methods, requires)
+    if absent:
+        how = "; ".join(sorted({INSTALL.get(p, f"pip install {p}") for p in absent.values()}))
+        say(f"not installed, skipping: {', '.join(absent)} ({how})")
+    run = [m for m in methods if m not in absent]
+    if not run:
+        raise ValueError(f"nothing to run: {', '.join(absent)} not installed")
+    return run, list(absent)
+
+
 def check_methods(methods: Sequence[str], choices: Sequence[str] = METHODS) -> None:
     """A ``ValueError`` naming the first of ``methods`` that is not in ``choices``."""
     unknown = [m for m in methods if m not in choices]
@@ -385,12 +398,7 @@ def run(
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     say = log or (lambda s: None)
     torch_version = _torch_version()
-    skipped = list(missing(methods))
-    if skipped:
-        say(f"not installed, skipping: {', '.join(skipped)} ({INSTALL['torch']})")
-    methods = [m for m in methods if m not in skipped]
-    if not methods:
-        raise ValueError(f"nothing to run: {', '.join(skipped)} not installed")
+    methods, skipped = installed(methods, REQUIRES, say)
 
     params, order, data = task()
     steps = int(order.indices.shape[0])

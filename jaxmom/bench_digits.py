@@ -213,12 +213,7 @@ def run(
     for n in sizes:
         grid(n)
     say = log or (lambda s: None)
-    skipped = list(missing(methods))
-    if skipped:
-        say(f"not installed, skipping: {', '.join(skipped)} ({bench.INSTALL['optuna']})")
-    methods = [m for m in methods if m not in skipped]
-    if not methods:
-        raise ValueError(f"nothing to run: {', '.join(skipped)} not installed")
+    methods, skipped = bench.installed(methods, OPTIONAL, say)
     train_fn, data = task()
     steps = train_fn.steps(data[0].shape[0])
     size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)

@@ -82,11 +82,6 @@ def sweep(
       ``[..., steps / record_every]``. Runs that diverge keep their non-finite losses and are
       flagged in ``diverged``; they do not affect any other run.
     """
-    if isinstance(seeds, int | np.integer):  # the CLI's --seeds N means 0..N-1: say which
-        raise TypeError(
-            f"seeds must be a sequence of seeds, got seeds={seeds!r}: pass range({seeds}) for "
-            f"{seeds} seeds (as --seeds {seeds} means), or [{seeds}] for that one seed"
-        )
     betas = as_axis(betas, "betas", check_beta)
     learning_rates = as_axis(learning_rates, "learning_rates", check_learning_rate)
     epochs = check_positive_int(epochs, "epochs")

@@ -17,7 +17,6 @@ write costs that block. While a call's results are written the next call is alre
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +39,7 @@ from jaxmom._sweep_checks import (
     _gb,
     _named,
     _output_shapes,
+    fingerprint,
 )
 from jaxmom.result import SweepResult
 from jaxmom.store import Store, check_store_path
@@ -394,12 +394,7 @@ def _bar(progress, total, initial):
 def _fingerprint(data) -> str | None:
     if data is None:
         return None
-    h = hashlib.sha256(str(jax.tree.structure(data)).encode())
-    for leaf in jax.tree.leaves(data):
-        a = np.asarray(leaf)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    return fingerprint(str(jax.tree.structure(data)), jax.tree.leaves(data))
 
 
 def _metadata(train_fn) -> dict:

@@ -67,7 +67,7 @@ def to_dataframe(res):
     """One row per run: the axis values, the seed, every scalar output and ``diverged``."""
     pd = _need("pandas")
     _header(res)
-    return pd.DataFrame(_columns(res, 0, int(np.prod(res.run_shape)) // len(res.seeds)))
+    return pd.DataFrame(_columns(res, 0, res.n_points))
 
 
 def to_csv(res, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Path:
@@ -75,13 +75,12 @@ def to_csv(res, path: str | os.PathLike, *, rows_per_write: int = 1 << 16) -> Pa
     ``"lr, warm"`` is one field); written atomically, a block of rows at a time."""
     path = check_output_file(path, "csv")
     header = _header(res)
-    n_points = int(np.prod(res.run_shape)) // len(res.seeds)
     step = max(1, rows_per_write // len(res.seeds))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
-        for lo in range(0, n_points, step):
-            cols = _columns(res, lo, min(lo + step, n_points))
+        for lo in range(0, res.n_points, step):
+            cols = _columns(res, lo, min(lo + step, res.n_points))
             writer.writerows(zip(*(c.astype(str) for c in cols.values()), strict=True))
     return path
 

@@ -41,13 +41,15 @@ def _listdir(path: Path) -> list[str]:
         return []
 
 
-def _arrays(path: Path, attrs: dict) -> dict[str, tuple[Path, int]]:
-    """``{output: (its folder, the bytes of one chunk file)}`` from the arrays' metadata."""
+def _arrays(path: Path, attrs: dict) -> dict[str, tuple[str, Path, int, int]]:
+    """``{output: (its array's name, its folder, the bytes of one chunk file, its dims beyond
+    (point, seed))}`` for every output and ``status``, from the arrays' metadata (read once)."""
     from jaxmom.store import array_name
 
     fmt, out = attrs["format"], {}
     for name in [*attrs["outputs"], "status"]:
-        folder = path / (name if name == "status" else array_name(name, fmt))
+        array = name if name == "status" else array_name(name, fmt)
+        folder = path / array
         try:
             meta = json.loads((folder / "zarr.json").read_text())
         except (OSError, ValueError) as e:
@@ -57,8 +59,26 @@ def _arrays(path: Path, attrs: dict) -> dict[str, tuple[Path, int]]:
             ) from None
         size = int(np.prod(meta["chunk_grid"]["configuration"]["chunk_shape"]))
         size *= np.dtype(meta["data_type"]).itemsize
-        out[name] = (folder, size + (4 if fmt == CHECKSUMMED else 0))  # crc32c: 4 bytes
+        size += 4 if fmt == CHECKSUMMED else 0  # crc32c: 4 bytes
+        out[name] = (array, folder, size, len(meta["shape"]) - 2)
     return out
+
+
+def _chunk(folder: Path, q: int | str, g: int | str, extra: int) -> Path:
+    """The file of block ``(q, g)``'s chunk in an array with ``extra`` dims beyond (point, seed)
+    (each chunk spans them whole: its index there is 0)."""
+    return folder.joinpath("c", str(q), str(g), *["0"] * extra)
+
+
+def _reads(data, q: int, g: int, block) -> bool:
+    """Whether block ``(q, g)`` of the zarr array ``data`` reads: its checksum passes and its
+    bytes decode."""
+    m, k = block
+    try:
+        data[q * m : (q + 1) * m, g * k : (g + 1) * k]
+    except ValueError:
+        return False
+    return True
 
 
 def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple[int, int]]:
@@ -66,43 +86,26 @@ def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple
     ``read=True`` also those whose chunks fail their checksum (or cannot be decoded)."""
     n_points = int(np.prod([len(v) for v in attrs["axes"].values()], dtype=np.int64))
     shape, block = (n_points, len(attrs["seeds"])), tuple(attrs["block"])
-    done = done_blocks(path, shape, block)
+    done = np.argwhere(done_blocks(path, shape, block)).tolist()
     arrays = _arrays(path, attrs)
     bad = set()
-    for q, g in np.argwhere(done).tolist():
-        for folder, size in arrays.values():
-            chunk = folder.joinpath("c", str(q), str(g), *["0"] * (len(_ndim(folder)) - 2))
+    for q, g in done:
+        for _, folder, size, extra in arrays.values():
+            chunk = _chunk(folder, q, g, extra)
             if not chunk.is_file() or chunk.stat().st_size != size:
                 bad.add((q, g))
                 break
     if read:
-        bad |= _unreadable(path, attrs, done, block, arrays, bad)
+        import zarr
+
+        group = zarr.open_group(path, mode="r")
+        data = [group[array] for array, *_ in arrays.values()]
+        bad |= {
+            (q, g)
+            for q, g in done
+            if (q, g) not in bad and not all(_reads(d, q, g, block) for d in data)
+        }
     return sorted(bad)
-
-
-def _ndim(folder: Path) -> list:
-    return json.loads((folder / "zarr.json").read_text())["shape"]
-
-
-def _unreadable(path, attrs, done, block, arrays, known) -> set:
-    import zarr
-
-    from jaxmom.store import array_name
-
-    group = zarr.open_group(path, mode="r")
-    m, k = block
-    bad = set()
-    for q, g in np.argwhere(done).tolist():
-        if (q, g) in known:
-            continue
-        for name in arrays:
-            array = name if name == "status" else array_name(name, attrs["format"])
-            try:
-                group[array][q * m : (q + 1) * m, g * k : (g + 1) * k]
-            except ValueError:  # a checksum mismatch, or bytes that do not decode
-                bad.add((q, g))
-                break
-    return bad
 
 
 def unmark(path: Path, blocks) -> None:
@@ -166,7 +169,7 @@ def missing_chunks(path: Path, attrs: dict, output: str, array: str, points) -> 
         for g in _listdir(status):
             if not g.isdigit() or not (status / g).is_file():
                 continue
-            if not folder.joinpath("c", str(q), g, *["0"] * extra).is_file():
+            if not _chunk(folder, q, g, extra).is_file():
                 raise ValueError(
                     f"output {output!r} of the store {str(path)!r}: the chunk of finished block "
                     f"({q}, {g}) is missing; `jaxmom verify --repair` marks it, and the same "
@@ -175,17 +178,14 @@ def missing_chunks(path: Path, attrs: dict, output: str, array: str, points) -> 
 
 
 def damaged_block(path: Path, attrs: dict, array: str, points) -> tuple[int, int] | None:
-    """The first finished block ``(q, g)`` among ``points`` whose chunk of ``array`` fails to
-    read (its checksum, or bytes that do not decode); ``None`` if every one reads."""
+    """The first block ``(q, g)`` among ``points`` whose chunk of ``array`` fails to read (its
+    checksum, or bytes that do not decode); ``None`` if every one reads."""
     import zarr
 
-    m, k = attrs["block"]
+    block = tuple(attrs["block"])
     data = zarr.open_group(path, mode="r")[array]
-    n_seeds = data.shape[1]
-    for q in np.unique(np.asarray(points) // m).tolist():
-        for g in range(-(-n_seeds // k)):
-            try:
-                data[q * m : (q + 1) * m, g * k : (g + 1) * k]
-            except ValueError:
+    for q in np.unique(np.asarray(points) // block[0]).tolist():
+        for g in range(-(-data.shape[1] // block[1])):
+            if not _reads(data, q, g, block):
                 return q, g
     return None

@@ -56,6 +56,7 @@ class SweepResult:
             for k, v in outputs.items()
         }
         self.run_shape = (*self.grid_shape, len(self.seeds))
+        self.n_points = int(np.prod(self.grid_shape, dtype=np.int64))  # 1 without grid axes
         self._status = status  # a store's status array, read when first asked (lazy)
         self._flags = None
         self.metadata = metadata
@@ -150,7 +151,7 @@ class SweepResult:
     def summary(self, metric: str = "final_loss", mode: str | None = None) -> str:
         """How many runs, how many diverged, and the best points by ``metric`` (:meth:`best`)."""
         sizes = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
-        runs = int(np.prod(self.run_shape))
+        runs = self.n_points * len(self.seeds)
         lines = [
             f"{runs} runs ({sizes + ' x ' if sizes else ''}{len(self.seeds)} seeds), "
             f"{int(self.diverged.sum())} diverged"
@@ -191,7 +192,7 @@ class SweepResult:
             axes={k: v.tolist() for k, v in self.axes.items()}, seeds=self.seeds.tolist(),
             outputs=outputs, settings=self.metadata.get("settings"),
             data=self.metadata.get("data"), computation=self.metadata.get("computation"),
-            block=[max(1, int(np.prod(self.run_shape)) // len(self.seeds)),
+            block=[self.n_points,
             len(self.seeds)], metadata=self.metadata,
         )  # fmt: skip
         store = Store.open(path, spec)

@@ -183,18 +183,14 @@ class Store:
                 _check_identity(path, check_attrs(path, dict(group.attrs)), spec)
                 if create and "status" not in group:  # killed while creating: nothing written
                     group = cls._create(path, spec)
-            damaged = []
             if create:
                 for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
                     stale.unlink(missing_ok=True)
                 consolidate(path)  # again: a kill may have come before it
                 group = zarr.open_group(path, mode="r+")
                 # a done block with a chunk missing or truncated is run again, not kept
-                damaged = damaged_blocks(path, dict(group.attrs))
-                unmark(path, damaged)
-            store = cls(path, group, lock)
-            store.recomputed = damaged
-            return store
+                unmark(path, damaged_blocks(path, dict(group.attrs)))
+            return cls(path, group, lock)
         except BaseException:
             if lock is not None:
                 lock.release()
