@@ -3,12 +3,14 @@
 from jaxmom import theory
 from jaxmom.alias import heavy_ball, sgd_momentum
 from jaxmom.chapter_sweep import sweep
-from jaxmom.data import BatchOrder, batch_order, load_digits, make_dataset
-from jaxmom.engine import grid_sweep
+from jaxmom.data import BatchOrder, batch_order, batch_window, load_digits, make_dataset
+from jaxmom.engine import grid_sweep, trial_sweep
+from jaxmom.halving import halving_sweep
 from jaxmom.model import MLP, Net, apply_mlp, init_mlp
-from jaxmom.nnx_train import accuracy, nnx_train_fn
+from jaxmom.nnx_train import NNXTask, accuracy, nnx_task, nnx_train_fn
 from jaxmom.result import SweepResult
-from jaxmom.search import Choice, IntUniform, LogUniform, Uniform, sample
+from jaxmom.search import Choice, IntUniform, LogUniform, Uniform, product, sample
+from jaxmom.task import Task
 from jaxmom.training import (
     TrainResult,
     masked_mean,
@@ -30,14 +32,18 @@ __all__ = (
     "IntUniform",
     "LogUniform",
     "MomentumState",
+    "NNXTask",
     "Net",
     "SweepResult",
+    "Task",
     "TrainResult",
     "Uniform",
     "accuracy",
     "apply_mlp",
     "batch_order",
+    "batch_window",
     "grid_sweep",
+    "halving_sweep",
     "heavy_ball",
     "init_mlp",
     "load_digits",
@@ -46,7 +52,9 @@ __all__ = (
     "momentum",
     "mse_loss",
     "mse_value_and_grad",
+    "nnx_task",
     "nnx_train_fn",
+    "product",
     "sample",
     "seed_inputs",
     "sgd_momentum",
@@ -55,4 +63,5 @@ __all__ = (
     "train",
     "train_scan",
     "train_step",
+    "trial_sweep",
 )

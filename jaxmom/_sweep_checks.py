@@ -20,25 +20,25 @@ def _named(tree) -> dict[str, jax.Array]:
     return {jax.tree_util.keystr(p, simple=True, separator="/") or "output": v for p, v in leaves}
 
 
-def _check_grid(grid) -> dict[str, np.ndarray]:
+def _check_grid(grid, what: str = "grid") -> dict[str, np.ndarray]:
     if not isinstance(grid, Mapping):
         raise TypeError(f"grid must be a dict of axis name -> values, got {type(grid).__name__}")
     axes = {}
     for name, values in grid.items():
         if not isinstance(name, str) or not name:
-            raise TypeError(f"grid axis names must be non-empty strings, got {name!r}")
+            raise TypeError(f"{what} names must be non-empty strings, got {name!r}")
         arr = np.asarray(values)
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(
-                f"grid[{name!r}] must be a non-empty 1-D sequence, got shape {arr.shape}"
+                f"{what}[{name!r}] must be a non-empty 1-D sequence, got shape {arr.shape}"
             )
         if arr.dtype.kind == "b":
             raise ValueError(
-                f"grid[{name!r}] holds bools, which must be static: run one sweep per value with "
+                f"{what}[{name!r}] holds bools, which must be static: run one sweep per value with "
                 f"{name} bound in train_fn (e.g. functools.partial(train_fn, {name}=True))"
             )
         if arr.dtype.kind not in "iuf":
-            raise ValueError(f"grid[{name!r}] must hold numbers (int or float), got {arr.dtype}")
+            raise ValueError(f"{what}[{name!r}] must hold numbers (int or float), got {arr.dtype}")
         with np.errstate(over="ignore", under="ignore"):
             cast = arr.astype(jax.dtypes.canonicalize_dtype(arr.dtype))
         lost = (np.isfinite(arr) & ~np.isfinite(cast)) | ((arr != 0) & (cast == 0))
@@ -46,11 +46,30 @@ def _check_grid(grid) -> dict[str, np.ndarray]:
             lost |= cast.astype(np.int64) != arr
         if lost.any():
             raise ValueError(
-                f"grid[{name!r}] value {arr[lost][0].item()!r} does not fit {cast.dtype}, the "
+                f"{what}[{name!r}] value {arr[lost][0].item()!r} does not fit {cast.dtype}, the "
                 "dtype it runs in (enable jax_enable_x64 for 64-bit values)"
             )
         axes[name] = arr
     return axes
+
+
+def _check_trials(trials) -> dict[str, np.ndarray]:
+    """A table of trials: columns of numbers, all of one length; ``trial`` names its axis."""
+    if not isinstance(trials, Mapping) or not trials:
+        raise TypeError(
+            "trials must be a non-empty dict of column name -> 1-D values of one length (e.g. "
+            f"from jaxmom.sample), got {trials!r:.80}"
+        )
+    columns = _check_grid(trials, "trials")
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"the columns of trials must have one length, got {lengths} (a grid of axes: "
+            "pass jaxmom.product(grid))"
+        )
+    if "trial" in columns:
+        raise ValueError("'trial' names the axis of a table of trials: rename that column")
+    return columns
 
 
 def _check_seeds(seeds) -> np.ndarray:
@@ -82,13 +101,14 @@ def _check_settings(settings):
         raise TypeError(f"settings must be a JSON-able dict: {e}") from e
 
 
-def _output_shapes(train_fn, hp_dtypes, data, has_data):
+def _output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
     """One run traced (no compute): the shapes of its outputs, and a fingerprint of what it
     computes (its jaxpr and constants); a clear error if the outputs are not arrays or
-    ``train_fn`` does not take its arguments."""
+    ``train_fn`` does not take its arguments. ``carry``: one run's carried input, if any."""
     hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
     args = (hp, key, data) if has_data else (hp, key)
+    args += () if carry is None else (carry,)
     try:
         closed, tree = jax.make_jaxpr(train_fn, return_shape=True)(*args)
     except TypeError as e:

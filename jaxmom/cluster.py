@@ -65,8 +65,14 @@ def partner_failed(error: BaseException) -> bool:
 
 
 def stop(message: str, code: int = 2) -> None:
-    """Prints ``message`` (one line) and ends the process now, skipping the interpreter's exit
-    (whose ``jax.distributed.shutdown`` would wait for a dead partner, then abort)."""
+    """Prints ``message`` (one line, the process's last) and ends the process now, skipping the
+    interpreter's exit (whose ``jax.distributed.shutdown`` would wait for a dead partner, then
+    abort)."""
     sys.stdout.flush()
-    print(message.replace("\n", " "), file=sys.stderr, flush=True)
+    sys.stderr.flush()
+    # JAX's runtime threads may still log (a dead peer's gRPC errors): from here on they write
+    # to /dev/null, so the message is the process's last line.
+    err = os.dup(2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    os.write(err, (message.replace("\n", " ") + "\n").encode())
     os._exit(code)

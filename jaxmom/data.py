@@ -103,7 +103,11 @@ def _permutations(key, n: int, epochs: int) -> jax.Array:
     are still about 2.4x faster on a CPU than ``jax.random.permutation``'s sort of (key, value)
     pairs. Larger ``n`` uses ``jax.random.permutation``.
     """
-    keys = jax.random.split(key, epochs)
+    return permutations_of(jax.random.split(key, epochs), n)
+
+
+def permutations_of(keys, n: int) -> jax.Array:
+    """``[len(keys), n]``: the permutation of ``range(n)`` each key draws (see above)."""
     if n > _PACKED_MAX_N:
         return jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
     bits = jax.vmap(lambda k: jax.random.bits(k, (2, n), jnp.uint32))(keys)
@@ -153,6 +157,30 @@ def _batch_order(key, n, batch_size, epochs, drop_last):
         )
     shape = (epochs * steps, batch_size)
     return BatchOrder(indices.astype(jnp.int32).reshape(shape), mask.reshape(shape))
+
+
+def batch_window(key, n: int, batch_size: int, start, steps: int, drop_last: bool = False):
+    """Steps ``start .. start + steps - 1`` of a run's endless batch order, as a
+    :class:`BatchOrder` ``[steps, batch_size]``: epoch ``e`` is the permutation drawn with
+    ``jax.random.fold_in(key, e)``, cut into batches as :func:`batch_order` cuts it. So the
+    batches of a step depend on the key and the step alone, never on how a training is cut
+    into pieces (a successive-halving rung resumes exactly where the last one stopped).
+
+    ``start`` may be traced; ``n``, ``batch_size``, ``steps`` and ``drop_last`` are static.
+    Only the epochs the window touches are drawn.
+    """
+    spe = steps_per_epoch(n, batch_size, drop_last)
+    first = start // spe
+    epochs = first + jnp.arange(-(-steps // spe) + 1)
+    perms = permutations_of(jax.vmap(jax.random.fold_in, (None, 0))(key, epochs), n)
+    slots = spe * batch_size
+    if slots > n:  # the last batch of an epoch is padded, and masked below
+        perms = jnp.concatenate([perms, jnp.zeros((len(epochs), slots - n), perms.dtype)], 1)
+    t = start + jnp.arange(steps)
+    pos = (t % spe)[:, None] * batch_size + jnp.arange(batch_size)[None, :]
+    epoch = jnp.broadcast_to((t // spe - first)[:, None], pos.shape)
+    indices = perms[epoch, pos]
+    return BatchOrder(indices.astype(jnp.int32), pos < n)
 
 
 def load_digits(test_size: int = 360, seed: int = 0):

@@ -1,6 +1,7 @@
-"""The sweep engine: any pure training function over a grid of hyperparameters and seeds.
+"""The sweep engine: any pure training function over a grid of hyperparameters, or a table of
+trials, and seeds.
 
-Every (grid point, seed) pair is one run. The runs are cut into *blocks* of ``points x seeds``
+Every (point, seed) pair is one run. The runs are cut into *blocks* of ``points x seeds``
 runs, one block per device per compiled call, so memory is bounded whatever the grid's shape:
 a long grid is cut along its points (one seed per block), many seeds of a short grid are cut
 along the seeds. Inside a block, ``vmap`` runs over seeds and then over points with the seed's
@@ -16,31 +17,28 @@ write costs that block. While a call's results are written the next call is alre
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from jaxmom._checks import check_positive_int
 from jaxmom._sweep_checks import (
-    _available_memory,
     _check_finite_names,
     _check_grid,
     _check_seeds,
     _check_settings,
     _check_size,
-    _gb,
-    _named,
+    _check_trials,
     _output_shapes,
     fingerprint,
 )
+from jaxmom.blocks import Work, block_program, n_blocks, run_blocks
+from jaxmom.points import Points
 from jaxmom.result import SweepResult
 from jaxmom.store import Store, check_store_path
 
@@ -100,20 +98,75 @@ def grid_sweep(
       A :class:`jaxmom.SweepResult`, outputs indexed ``[*grid axes, seed, *output shape]``;
       lazy over the store when ``out`` is given. A diverging run is data, not an error.
     """
-    axes = _check_grid(grid)
+    points = Points(_check_grid(grid))
+    options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
+    return run_sweep(train_fn, points, seeds, options)
+
+
+def trial_sweep(
+    train_fn: Callable,
+    trials: Mapping[str, Sequence],
+    seeds: Sequence[int] = (0,),
+    *,
+    data=None,
+    chunk_size: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    compiler_options: Mapping | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
+) -> SweepResult:
+    """Runs ``train_fn`` for every trial of a table and every seed: :func:`grid_sweep` over
+    a list of points instead of a product of axes.
+
+    Args:
+      train_fn: as :func:`grid_sweep`'s; ``hparams`` holds one scalar per column of ``trials``.
+      trials: column name -> 1-D sequence of numbers, all of one length ``n`` (trial ``i`` is
+        row ``i``), e.g. from :func:`jaxmom.sample` or the user's own list of points.
+      seeds, data, chunk_size, out, progress, compiler_options, check_finite, settings: as
+        :func:`grid_sweep`'s.
+
+    Returns:
+      A :class:`jaxmom.SweepResult` with one axis, ``trial``, outputs indexed ``[trial, seed,
+      *output shape]``; each column is a coordinate along ``trial`` (``res.trials``), so
+      ``best``, ``summary``, the CSV, the DataFrame and xarray show the values.
+    """
+    points = Points.table(_check_trials(trials))
+    options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
+    return run_sweep(train_fn, points, seeds, options)
+
+
+class Options(NamedTuple):
+    """A sweep's keyword arguments (see :func:`grid_sweep`), and ``carry``: a per-run input
+    ``[points, seeds, ...]`` (a pytree of host arrays) given to ``train_fn`` as its last
+    argument, as a successive-halving rung resumes its runs' states."""
+
+    data: object = None
+    chunk_size: int | None = None
+    out: str | os.PathLike | None = None
+    progress: bool = True
+    compiler_options: Mapping | None = None
+    check_finite: Sequence[str] | None = None
+    settings: Mapping | None = None
+    carry: object = None
+
+
+def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> SweepResult:
+    """The one engine under every sweep: checks, blocks, store, sharding, progress."""
     seeds = _check_seeds(seeds)
-    if chunk_size is not None:
-        check_positive_int(chunk_size, "chunk_size")
-    path = None if out is None else check_store_path(out)
-    settings = _check_settings(settings)
-    has_data = data is not None
-    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in axes.items()}
-    shapes, computation = _output_shapes(train_fn, hp_dtypes, data, has_data)
-    check = _check_finite_names(check_finite, shapes)
-    grid_shape = tuple(len(v) for v in axes.values())
-    n_points, n_seeds = int(np.prod(grid_shape, dtype=np.int64)), len(seeds)
+    o = options
+    if o.chunk_size is not None:
+        check_positive_int(o.chunk_size, "chunk_size")
+    path = None if o.out is None else check_store_path(o.out)
+    settings = _check_settings(o.settings)
+    has_data, has_carry = o.data is not None, o.carry is not None
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in points.hparams.items()}
+    run_carry = None if not has_carry else jax.tree.map(_one_run, o.carry)
+    shapes, computation = _output_shapes(train_fn, hp_dtypes, o.data, has_data, run_carry)
+    check = _check_finite_names(o.check_finite, shapes)
+    n_points, n_seeds = points.n, len(seeds)
     n_dev = jax.device_count()
-    per_device = (chunk_size or default_chunk_size(n_dev)) // n_dev or 1
+    per_device = (o.chunk_size or default_chunk_size(n_dev)) // n_dev or 1
     # a sweep smaller than a call still gives every device a block: a device left without one
     # would recompute a copy of another's (the padding of a call), not share the work
     per_device = min(per_device, -(-n_points * n_seeds // n_dev))
@@ -122,50 +175,34 @@ def grid_sweep(
         if n_points >= per_device
         else (n_points, min(n_seeds, per_device // n_points))
     )
-    _check_size(n_points, n_seeds, block, shapes, len(axes), path)
+    _check_size(n_points, n_seeds, block, shapes, len(points.coord_names()), path)
 
     store = None
     if path is not None:
         spec = dict(
-            axes={k: v.tolist() for k, v in axes.items()}, seeds=seeds.tolist(),
+            points.spec(), points=points, seeds=seeds.tolist(),
             outputs={k: [list(s.shape), s.dtype.name] for k, s in shapes.items()},
-            settings=settings, data=_fingerprint(data), computation=computation,
-            block=list(block),
-            metadata=_metadata(train_fn),
+            settings=settings, data=_fingerprint(o.data, o.carry), computation=computation,
+            block=list(block), metadata=_metadata(train_fn),
         )  # fmt: skip
         store = _open_store(path, spec)
         block = store.block
     try:
-        done = (
-            store.done()
-            if store is not None
-            else np.zeros(_n_blocks(n_points, n_seeds, block), bool)
-        )
-        results = None
+        shape = n_blocks(n_points, n_seeds, block)
+        done = store.done() if store is not None else np.zeros(shape, bool)
+        sink = store
         if store is None:
-            results = {
+            sink = {
                 k: np.full(
                     (n_points, n_seeds, *s.shape), np.nan if s.dtype.kind in "fc" else 0, s.dtype
                 )
                 for k, s in shapes.items()
             }
-            results["diverged"] = np.zeros((n_points, n_seeds), bool)
-        program = _program(train_fn, has_data)
+            sink["diverged"] = np.zeros((n_points, n_seeds), bool)
+        work = Work(points, seeds, o.data, o.carry, block, done)
         t0 = time.perf_counter()
-        waited, busy = _run(
-            program,
-            axes,
-            seeds,
-            data,
-            block,
-            done,
-            store,
-            results,
-            grid_shape,
-            progress,
-            compiler_options,
-            check,
-        )
+        program = block_program(train_fn, has_data, has_carry)
+        waited, busy = run_blocks(program, work, sink, o.progress, o.compiler_options, check)
         wall = time.perf_counter() - t0
     except OSError as e:  # a full disk, a file the store cannot write
         if store is None:
@@ -189,8 +226,9 @@ def grid_sweep(
         writer_busy_seconds=busy,
     )
     if store is None:
-        diverged = results.pop("diverged")
-        return SweepResult(axes, seeds, results, diverged, np.ones_like(diverged), meta)
+        diverged = sink.pop("diverged")
+        done = np.ones_like(diverged)
+        return SweepResult(points.axes, seeds, sink, diverged, done, meta, trials=points.trials)
     _sync("jaxmom_sweep_done")
     if jax.process_index() == 0:
         store.finish(meta, complete=True)
@@ -199,202 +237,18 @@ def grid_sweep(
     return SweepResult.load(path)
 
 
-def _run(
-    program, axes, seeds, data, block, done, store, results, grid_shape, progress, options, check
-):
-    """Runs every block not ``done``, one per device per call, while the results of the call
-    before are copied out (and written by a background thread, at most two calls behind).
-    Returns ``(seconds the loop waited for writes, seconds the writer was busy)``."""
-    m, k = block
-    n_points, n_seeds = max(1, int(np.prod(grid_shape, dtype=np.int64))), len(seeds)
-    devices = jax.devices()
-    sharding = NamedSharding(Mesh(np.array(devices), ("blocks",)), P("blocks"))
-    data = None if data is None else jax.device_put(data, NamedSharding(sharding.mesh, P()))
-    pending = [tuple(b) for b in np.argwhere(~done)]
-    calls = [pending[i : i + len(devices)] for i in range(0, len(pending), len(devices))]
-    total = n_points * n_seeds
-    bar = _bar(progress, total, total - _runs(pending, block, n_points, n_seeds))
-    writer = _Writer(store)
-    compiled, running = None, None
-    try:
-        for call in [*calls, None]:
-            nxt = None
-            if call is not None:
-                padded = call + [call[-1]] * (len(devices) - len(call))
-                hp, keys = _inputs(padded, axes, seeds, grid_shape, block)
-                args = (jax.device_put(hp, sharding), jax.device_put(keys, sharding), data)
-                if compiled is None:
-                    compiled = _compile(program, args, options, len(jax.local_devices()))
-                nxt = (call, compiled(*args))
-            if running is not None:
-                blocks = []
-                for (q, g), blk in _host_blocks(running[1], running[0], store is None):
-                    rows, cols = min(m, n_points - q * m), min(k, n_seeds - g * k)
-                    outs = {n: a[:rows, :cols] for n, a in blk.items()}
-                    outs["diverged"] = _diverged(outs, check, rows, cols)
-                    blocks.append(((q, g), outs))
-                if store is None:
-                    for (q, g), outs in blocks:
-                        for name, a in outs.items():
-                            results[name][
-                                q * m : q * m + a.shape[0], g * k : g * k + a.shape[1]
-                            ] = a
-                else:
-                    writer.submit(blocks)
-                if bar is not None:
-                    bar.update(_runs(running[0], block, n_points, n_seeds))
-            running = nxt
-        writer.wait(0)
-    finally:
-        writer.close()
-        if bar is not None:
-            bar.close()
-    return writer.waited, writer.busy
+def _one_run(leaf):
+    """A carried leaf ``[points, seeds, *S]`` as one run sees it: ``S``."""
+    return jax.ShapeDtypeStruct(np.shape(leaf)[2:], jnp.asarray(leaf).dtype)
 
 
-class _Writer:
-    """Writes blocks to the store on one background thread, at most ``depth`` calls behind
-    (bounded memory); an error there (a full disk) is raised in the sweep's thread."""
-
-    def __init__(self, store, depth: int = 2):
-        self.store, self.depth, self.futures = store, depth, []
-        self.waited = self.busy = 0.0
-        self.pool = None if store is None else ThreadPoolExecutor(1, "jaxmom-writer")
-
-    def _write(self, blocks):
-        t = time.perf_counter()
-        for (q, g), outs in blocks:
-            diverged = outs.pop("diverged")
-            self.store.write_block(q, g, outs, diverged)
-        self.busy += time.perf_counter() - t
-
-    def submit(self, blocks) -> None:
-        self.wait(self.depth - 1)
-        self.futures.append(self.pool.submit(self._write, blocks))
-
-    def wait(self, keep: int) -> None:
-        t = time.perf_counter()
-        while len(self.futures) > keep:
-            self.futures.pop(0).result()
-        self.waited += time.perf_counter() - t
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _host_blocks(out: dict, call: list, gather: bool):
-    """Yields ``((q, g), {name: [m, k, ...]})`` for the real blocks of a call that this process
-    stores: all of them in one process or when gathering, else its own devices' shards."""
-    if jax.process_count() > 1 and gather:
-        from jax.experimental import multihost_utils
-
-        out = {k: multihost_utils.process_allgather(a, tiled=True) for k, a in out.items()}
-    if jax.process_count() == 1 or gather:
-        host = {k: np.asarray(a) for k, a in out.items()}
-        for d, b in enumerate(call):
-            yield b, {k: a[d] for k, a in host.items()}
-        return
-    shards = {k: {s.index[0].start or 0: s for s in a.addressable_shards} for k, a in out.items()}
-    for d in sorted(next(iter(shards.values()))):
-        if d < len(call):
-            yield call[d], {k: np.asarray(s[d].data)[0] for k, s in shards.items()}
-
-
-def _diverged(outs: dict[str, np.ndarray], check, rows: int, cols: int) -> np.ndarray:
-    """``[rows, cols]``: a non-finite value in any output of ``check``. On the host, from the
-    fetched block: in the compiled program it slowed compilation and saved nothing."""
-    bad = np.zeros((rows, cols), bool)
-    for name in check:
-        bad |= ~np.isfinite(outs[name].reshape(rows, cols, -1)).all(-1)
-    return bad
-
-
-@functools.lru_cache(maxsize=32)
-def _program(train_fn, has_data: bool):
-    """``(hp {axis: [D, m]}, seeds [D, k], data) -> {name: [D, m, k, ...]}``."""
-
-    def run(h, key, data):
-        return train_fn(h, key, data) if has_data else train_fn(h, key)
-
-    def block(hp, seeds, data):
-        m = len(next(iter(hp.values()))) if hp else 1
-
-        def per_seed(seed):
-            key = jax.random.key(seed)
-            return jax.vmap(lambda h: _named(run(h, key, data)), axis_size=m)(hp)
-
-        return {k: jnp.swapaxes(v, 0, 1) for k, v in jax.vmap(per_seed)(seeds).items()}
-
-    return jax.vmap(block, in_axes=(0, 0, None))
-
-
-def _inputs(call, axes, seeds, grid_shape, block):
-    """Host arrays for the blocks of a call: ``{axis: [D, m]}`` values and ``[D, k]`` seeds.
-    The edge blocks repeat their last point or seed; those runs are never stored."""
-    m, k = block
-    q, g = np.array(call).T
-    points = np.minimum(q[:, None] * m + np.arange(m), max(1, int(np.prod(grid_shape))) - 1)
-    idx = np.unravel_index(points, grid_shape) if grid_shape else ()
-    hp = {
-        name: v[i].astype(jax.dtypes.canonicalize_dtype(v.dtype))
-        for (name, v), i in zip(axes.items(), idx, strict=True)
-    }
-    keys = seeds[np.minimum(g[:, None] * k + np.arange(k), len(seeds) - 1)].astype(np.uint32)
-    return hp, keys
-
-
-def _runs(blocks, block, n_points, n_seeds) -> int:
-    m, k = block
-    return sum(min(m, n_points - q * m) * min(k, n_seeds - g * k) for q, g in blocks)
-
-
-def _n_blocks(n_points, n_seeds, block) -> tuple[int, int]:
-    return -(-n_points // block[0]), -(-n_seeds // block[1])
-
-
-def _compile(program, args, options, local_devices: int):
-    """Compiles ``program`` for ``args`` (cached by shapes) and refuses, before running it, a
-    call whose memory would not fit in this host's."""
-    key = (program, options and tuple(sorted(options.items())), *_avals(args))
-    if key in _COMPILED:
-        return _COMPILED[key]
-    compiled = jax.jit(program).lower(*args).compile(dict(options) if options else None)
-    mem = compiled.memory_analysis()
-    if mem is not None and jax.default_backend() == "cpu":
-        per_device = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-        need, avail = per_device * local_devices, _available_memory()
-        if avail and need > 0.9 * avail:
-            raise MemoryError(
-                f"one compiled call needs {_gb(need)} of memory, {_gb(avail)} is available: "
-                "pass a smaller chunk_size"
-            )
-    if len(_COMPILED) >= 16:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = compiled
-    return compiled
-
-
-_COMPILED: dict = {}
-
-
-def _avals(args):
-    leaves, tree = jax.tree.flatten(args)
-    return tree, tuple((a.shape, str(a.dtype), str(getattr(a, "sharding", None))) for a in leaves)
-
-
-def _bar(progress, total, initial):
-    if not progress or jax.process_index() != 0:
+def _fingerprint(data, carry=None) -> str | None:
+    if data is None and carry is None:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="run", desc="sweep", smoothing=0.1)
-
-
-def _fingerprint(data) -> str | None:
-    if data is None:
-        return None
-    return fingerprint(str(jax.tree.structure(data)), jax.tree.leaves(data))
+    if carry is None:  # the digest of jaxmom 0.3's stores
+        return fingerprint(str(jax.tree.structure(data)), jax.tree.leaves(data))
+    tree = (data, carry)
+    return fingerprint(str(jax.tree.structure(tree)), jax.tree.leaves(tree))
 
 
 def _metadata(train_fn) -> dict:

@@ -1,9 +1,10 @@
 """A sweep's result in the tools people already use: xarray, pandas and CSV.
 
 * :func:`to_xarray` — an ``xarray.Dataset`` with dims ``[*grid axes, "seed", ...]`` named by the
-  axes, the axis values (as given) as coordinates, every output as a variable, ``diverged`` and
-  ``done``; lazy over a store (a selection reads only what it needs), and chunked through dask
-  where it is installed, so a result larger than memory reduces chunk by chunk.
+  axes, the axis values (as given) as coordinates (a table of trials: dim ``trial``, each column
+  a coordinate along it), every output as a variable, ``diverged`` and ``done``; lazy over a
+  store (a selection reads only what it needs), and chunked through dask where it is installed,
+  so a result larger than memory reduces chunk by chunk.
 * :func:`to_dataframe` — one row per run, as Optuna's ``trials_dataframe()``.
 * :func:`to_csv` — the same rows in a CSV file, quoted by Python's ``csv`` writer, written a
   block of rows at a time (linear in the runs).
@@ -49,6 +50,8 @@ def _columns(res, lo: int, hi: int) -> dict[str, np.ndarray]:
         name: np.repeat(values[i], n_seed)
         for (name, values), i in zip(res.axes.items(), idx, strict=True)
     }
+    for name, values in res.trials.items():  # a table's columns, along its one axis
+        cols[name] = np.repeat(values[lo:hi], n_seed)
     cols["seed"] = np.tile(res.seeds, len(pts))
     for name in _scalars(res):
         cols[name] = np.asarray(res.outputs[name].data[lo:hi]).ravel()
@@ -57,7 +60,7 @@ def _columns(res, lo: int, hi: int) -> dict[str, np.ndarray]:
 
 
 def _header(res) -> list[str]:
-    names = [*res.axes, "seed", *_scalars(res), "diverged"]
+    names = [*res.axes, *res.trials, "seed", *_scalars(res), "diverged"]
     if len(set(names)) != len(names):
         raise ValueError(f"an axis shares its name with an output or 'seed': {names}")
     return names
@@ -96,6 +99,7 @@ def to_xarray(res, chunks=None):
     xr = _need("xarray")
     dims = [*res.axes, "seed"]
     coords = {name: (name, values) for name, values in res.axes.items()}
+    coords.update({name: ("trial", values) for name, values in res.trials.items()})
     coords["seed"] = ("seed", res.seeds)
     data_vars = {}
     for name, arr in res.outputs.items():

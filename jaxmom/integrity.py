@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxmom.points import count_points
+
 CHECKSUMMED = "jaxmom.sweep/3"
 
 
@@ -84,8 +86,7 @@ def _reads(data, q: int, g: int, block) -> bool:
 def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple[int, int]]:
     """The done blocks ``(q, g)`` whose chunk files are missing or of the wrong size, and with
     ``read=True`` also those whose chunks fail their checksum (or cannot be decoded)."""
-    n_points = int(np.prod([len(v) for v in attrs["axes"].values()], dtype=np.int64))
-    shape, block = (n_points, len(attrs["seeds"])), tuple(attrs["block"])
+    shape, block = (count_points(attrs["axes"]), len(attrs["seeds"])), tuple(attrs["block"])
     done = np.argwhere(done_blocks(path, shape, block)).tolist()
     arrays = _arrays(path, attrs)
     bad = set()
@@ -131,9 +132,16 @@ def check_attrs(path: Path, attrs: dict) -> dict:
     block = attrs.get("block")
     if not ints(block, 2) or min(block) < 1:
         raise bad("block")
-    axes = attrs.get("axes")
-    if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
+    axes, table = attrs.get("axes"), isinstance(attrs.get("trials"), dict)
+    if not isinstance(axes, dict) or not all(
+        (isinstance(v, list) and v) or (table and ints([v]) and v > 0) for v in axes.values()
+    ):
         raise bad("axes")
+    trials = attrs.get("trials")
+    if trials is not None and not (
+        isinstance(trials, dict) and isinstance(trials.get("columns"), dict)
+    ):
+        raise bad("trials")
     if not ints(attrs.get("seeds")) or not attrs["seeds"]:
         raise bad("seeds")
     outputs = attrs.get("outputs")

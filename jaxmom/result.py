@@ -34,7 +34,9 @@ class SweepResult:
     """The runs of a grid of hyperparameters and seeds.
 
     Attributes:
-      axes: axis name -> its values, as given (``0.9`` stays ``0.9``).
+      axes: axis name -> its values, as given (``0.9`` stays ``0.9``); a table of trials
+        (:func:`jaxmom.trial_sweep`) has one axis, ``trial``.
+      trials: a table's columns, name -> ``[n]`` values along ``trial`` (``{}`` for a grid).
       seeds: the seeds.
       outputs: output name -> :class:`GridArray` ``[*grid, seed, *shape]``. Nested outputs are
         named by their path: ``"params/hidden/kernel"``. ``res["name"]`` and ``res.name`` (for
@@ -46,8 +48,11 @@ class SweepResult:
       metadata: settings, versions, devices, wall time.
     """
 
-    def __init__(self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None):
+    def __init__(
+        self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None, trials=None
+    ):
         self.axes = {k: np.asarray(v) for k, v in axes.items()}
+        self._trials = trials or {}  # arrays, or a store's coordinate arrays (read when asked)
         self.seeds = np.asarray(seeds)
         self.grid_shape = tuple(len(v) for v in self.axes.values())
         self.path = None if path is None else Path(path)
@@ -63,6 +68,18 @@ class SweepResult:
         if status is None:
             shaped = (np.asarray(diverged), np.asarray(done))
             self._flags = tuple(a.reshape(self.run_shape) for a in shaped)
+
+    @property
+    def trials(self) -> dict[str, np.ndarray]:
+        self._trials = {k: np.asarray(v[...]) for k, v in self._trials.items()}
+        return self._trials
+
+    def coords_at(self, idx) -> dict:
+        """The hyperparameters of grid point ``idx`` (a tuple of axis indices), by name: the
+        axes' values, or for a trial its number and the table's columns."""
+        row = {name: vals[i].item() for (name, vals), i in zip(self.axes.items(), idx, strict=True)}
+        row.update({k: v[idx[0]].item() for k, v in self.trials.items()})
+        return row
 
     @property
     def diverged(self) -> np.ndarray:
@@ -140,9 +157,7 @@ class SweepResult:
             if not np.isfinite(mean.flat[flat]):
                 break
             idx = np.unravel_index(flat, mean.shape)
-            row = {
-                name: vals[i].item() for (name, vals), i in zip(self.axes.items(), idx, strict=True)
-            }
+            row = self.coords_at(idx)
             row[metric] = float(sign * mean[idx])
             row[f"{metric}_std"] = float(value[idx].std())
             rows.append(row)
@@ -150,7 +165,7 @@ class SweepResult:
 
     def summary(self, metric: str = "final_loss", mode: str | None = None) -> str:
         """How many runs, how many diverged, and the best points by ``metric`` (:meth:`best`)."""
-        sizes = " x ".join(f"{len(v)} {k}" for k, v in self.axes.items())
+        sizes = " x ".join(f"{len(v)} {k}{'s' * bool(self._trials)}" for k, v in self.axes.items())
         runs = self.n_points * len(self.seeds)
         lines = [
             f"{runs} runs ({sizes + ' x ' if sizes else ''}{len(self.seeds)} seeds), "
@@ -158,7 +173,8 @@ class SweepResult:
             + ("" if self.complete else f", {runs - int(self.done.sum())} not yet run")
         ]
         if metric in self.outputs:
-            lines.append(" ".join(f"{k:>14}" for k in (*self.axes, metric, "± std")))
+            names = (*self.axes, *self.trials, metric, "± std")
+            lines.append(" ".join(f"{k:>14}" for k in names))
             for r in self.best(metric=metric, mode=mode):
                 lines.append(" ".join(f"{v:>14.6g}" for v in r.values()))
         return "\n".join(lines)
@@ -188,12 +204,14 @@ class SweepResult:
         outputs = {
             k: [list(v.shape[len(self.run_shape) :]), str(v.dtype)] for k, v in self.outputs.items()
         }
+        from jaxmom.points import Points
+
+        points = Points.table(self.trials) if self.trials else Points(self.axes)
         spec = dict(
-            axes={k: v.tolist() for k, v in self.axes.items()}, seeds=self.seeds.tolist(),
-            outputs=outputs, settings=self.metadata.get("settings"),
-            data=self.metadata.get("data"), computation=self.metadata.get("computation"),
-            block=[self.n_points,
-            len(self.seeds)], metadata=self.metadata,
+            points.spec(), points=points, seeds=self.seeds.tolist(), outputs=outputs,
+            settings=self.metadata.get("settings"), data=self.metadata.get("data"),
+            computation=self.metadata.get("computation"),
+            block=[self.n_points, len(self.seeds)], metadata=self.metadata,
         )  # fmt: skip
         store = Store.open(path, spec)
         try:
@@ -217,6 +235,7 @@ class SweepResult:
         if path.is_file():
             return _load_npz(path)
         from jaxmom.integrity import check_attrs, damaged_block, missing_chunks, open_array
+        from jaxmom.points import axis_values
         from jaxmom.store import READABLE, array_name
 
         try:
@@ -232,7 +251,10 @@ class SweepResult:
         outputs = {k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]}
         meta = dict(attrs.get("metadata") or {}, settings=attrs.get("settings"))
         status = open_array(group, "status", path)  # read when done or diverged is asked
-        res = cls(attrs["axes"], attrs["seeds"], outputs, None, None, meta, path, status)
+        columns = (attrs.get("trials") or {}).get("columns", {})
+        trials = {k: open_array(group, k, path) for k in columns}
+        axes = axis_values(attrs["axes"])
+        res = cls(axes, attrs["seeds"], outputs, None, None, meta, path, status, trials)
         for name, grid_array in res.outputs.items():
             grid_array.missing = functools.partial(
                 missing_chunks, path, attrs, name, array_name(name, fmt)

@@ -145,3 +145,13 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
         key = "rng" if "rng" in inspect.signature(engine).parameters else "seed"
         u = engine(d, scramble=True, **{key: int(seed)}).random(int(n))
     return {name: dist.map(u[:, i]) for i, (name, dist) in enumerate(space.items())}
+
+
+def product(grid: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
+    """A grid as a table of trials: every combination of its axes' values, in C order (the
+    last axis fastest), one column per axis, e.g. for :func:`jaxmom.halving_sweep`."""
+    from jaxmom._sweep_checks import _check_grid
+
+    axes = _check_grid(grid)
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    return {name: m.ravel() for name, m in zip(axes, mesh, strict=True)}

@@ -9,7 +9,10 @@ Layout (``PATH`` is a folder any zarr v3 reader opens; ``xr.open_zarr(PATH)`` sh
                          ".": "params.hidden.kernel"), chunks of one block; its attribute
                          ``coordinates`` names the axis arrays
     AXIS                 [point]: the value of grid axis AXIS at each point (written with the
-                         point's block; NaN or 0 where no block has run yet)
+                         point's block; NaN or 0 where no block has run yet); for a table of
+                         trials (``trial_sweep``), ``trial`` and each column of the table,
+                         written whole when the store is created (``axes`` is then
+                         ``{"trial": n}`` and ``trials`` the columns' dtypes and fingerprint)
     seed                 [seed]: the seeds
     status               [point, seed] int8: -1 not run (the fill value), 0 finished,
                          1 diverged (a non-finite value in a checked output); written after the
@@ -39,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmom.integrity import check_attrs, damaged_blocks, done_blocks, open_array, unmark
+from jaxmom.points import axis_values
 
 FORMAT = "jaxmom.sweep/3"
 #: The formats this version reads and resumes (``/2``: jaxmom 0.2, outputs under ``out/``).
@@ -70,7 +74,7 @@ def consolidate(path: Path) -> None:
 
 #: What must match for a sweep to resume into an existing store (``block`` is the store's own):
 #: ``computation`` is a fingerprint of what ``train_fn`` computes (its jaxpr and constants).
-IDENTITY = ("axes", "seeds", "outputs", "settings", "data", "computation")
+IDENTITY = ("axes", "trials", "seeds", "outputs", "settings", "data", "computation")
 
 
 def check_store_path(path: str | os.PathLike, name: str = "out") -> Path:
@@ -155,17 +159,19 @@ class Store:
         fmt = attrs["format"]
         self.outputs = {k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]}
         self.status = open_array(group, "status", path)
-        self.axes = {k: np.asarray(v) for k, v in attrs["axes"].items()}
-        self.coords = (
-            {k: open_array(group, k, path) for k in self.axes} if fmt != READABLE[0] else {}
-        )
+        self.axes = axis_values(attrs["axes"])
+        # a grid's axis values are written with each block; a table's columns at creation
+        grid = fmt != READABLE[0] and not attrs.get("trials")
+        self.coords = {k: open_array(group, k, path) for k in self.axes} if grid else {}
 
     @classmethod
     def open(cls, path, spec: dict, *, create: bool = True) -> Store:
         """Creates the store for ``spec``, or opens the one there if it holds the same sweep.
 
-        ``spec``: ``axes``, ``seeds``, ``outputs`` ({name: [shape, dtype]}), ``settings``,
-        ``data``, ``block`` and ``metadata``. ``create=False`` (the other processes of a
+        ``spec``: ``axes`` and ``trials`` (:meth:`jaxmom.points.Points.spec`), ``seeds``,
+        ``outputs`` ({name: [shape, dtype]}), ``settings``, ``data``, ``computation``,
+        ``block`` and ``metadata``; and ``points`` (the :class:`~jaxmom.points.Points`, whose
+        table of trials is written at creation). ``create=False`` (the other processes of a
         distributed sweep) opens a store that process 0 created, without taking the lock.
         """
         import zarr
@@ -203,12 +209,13 @@ class Store:
         import zarr
         from zarr.codecs import Crc32cCodec
 
-        n_points = int(np.prod([len(v) for v in spec["axes"].values()], dtype=np.int64))
+        points = spec["points"]
+        n_points = points.n
         n_seeds = len(spec["seeds"])
         m, k = spec["block"]
         attrs = {key: spec.get(key) for key in (*IDENTITY, "block", "metadata")}
         names = [array_name(o, FORMAT) for o in spec["outputs"]]
-        taken = [*names, *spec["axes"], "seed", "status"]
+        taken = [*names, *points.coord_names(), "seed", "status"]
         if len(set(taken)) != len(taken):
             clash = next(n for n in taken if taken.count(n) > 1)
             raise ValueError(
@@ -219,13 +226,17 @@ class Store:
         crc = (Crc32cCodec(),)  # every chunk checksummed: damage is found when it is read
         # CF's list of coordinates is space-separated: an axis named with a space stays a
         # variable there (to_xarray() makes it a coordinate all the same)
-        coordinates = {"coordinates": " ".join(a for a in spec["axes"] if len(a.split()) == 1)}
-        for name, values in spec["axes"].items():
-            dt = np.asarray(values).dtype
-            group.create_array(
+        coord_names = points.coord_names()
+        coordinates = {"coordinates": " ".join(a for a in coord_names if len(a.split()) == 1)}
+        table = points.coords(np.arange(n_points)) if points.trials else {}
+        for name in coord_names:
+            dt = (table[name] if table else points.axes[name]).dtype
+            arr = group.create_array(
                 name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
                 fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=crc,
             )  # fmt: skip
+            if table:  # a table's columns whole, before the status array marks it created
+                arr[:] = table[name]
         seeds = group.create_array(
             "seed", shape=(n_seeds,), dtype=np.asarray(spec["seeds"]).dtype, overwrite=True,
             dimension_names=("seed",),

@@ -50,12 +50,14 @@ class TrainResult(NamedTuple):
       epoch_losses: ``[epochs]``, the mean squared error over the points seen in each epoch.
       model_state: the final state a step updates besides the parameters (a Flax NNX model's
         batch statistics and RNG counters), when :func:`train_scan` was given one; else ``None``.
+      opt_state: the final optimizer state.
     """
 
     params: dict
     step_losses: jax.Array
     epoch_losses: jax.Array
     model_state: Any = None
+    opt_state: Any = None
 
 
 def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = None):
@@ -192,11 +194,11 @@ def train_scan(
         return (params, opt_state, state), loss
 
     carry = (params, opt_state, model_state)
-    (params, _, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
+    (params, opt_state, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
     counts = order.mask.sum(axis=1).astype(step_losses.dtype)
     per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
     epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
-    return TrainResult(params, step_losses, epoch_losses, state)
+    return TrainResult(params, step_losses, epoch_losses, state, opt_state)
 
 
 def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):

@@ -9,8 +9,8 @@ import pytest
 
 import jaxmom
 from jaxmom import training
+from jaxmom.blocks import block_program
 from jaxmom.chapter_sweep import chapter_train_fn
-from jaxmom.engine import _program
 from jaxmom.tasks import DIGITS_LOSS, digits_model
 
 PLATFORMS = ["cuda", "tpu"]
@@ -26,7 +26,8 @@ def test_the_chapter_sweep_block_lowers_for_gpu_and_tpu():
     x, y = jaxmom.make_dataset()
     hp = {k: jnp.zeros((1, 8), jnp.float32) for k in ("beta", "learning_rate")}
     seeds = jnp.zeros((1, 2), jnp.uint32)
-    _lowers(jax.jit(_program(chapter_train_fn(12, 32, False, 1), True)), hp, seeds, (x, y))
+    program = block_program(chapter_train_fn(12, 32, False, 1), True)
+    _lowers(jax.jit(program), hp, seeds, None, (x, y))
 
 
 def test_the_engine_block_over_an_nnx_model_lowers_for_gpu_and_tpu():
@@ -42,7 +43,7 @@ def test_the_engine_block_over_an_nnx_model_lowers_for_gpu_and_tpu():
         jnp.zeros(32, jnp.int32),
     )
     hp = {k: jnp.zeros((1, 4), jnp.float32) for k in ("beta", "learning_rate")}
-    _lowers(jax.jit(_program(train_fn, True)), hp, jnp.zeros((1, 1), jnp.uint32), data)
+    _lowers(jax.jit(block_program(train_fn, True)), hp, jnp.zeros((1, 1), jnp.uint32), None, data)
 
 
 @pytest.mark.parametrize(

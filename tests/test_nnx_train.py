@@ -76,7 +76,8 @@ def _direct_nnx_loop(beta, lr, seed, data, make=MLP, epochs=EPOCHS, batch=BATCH)
     model = make(nnx.Rngs(k_model))
     model.train()
     opt = nnx.Optimizer(model, optax.sgd(lr, momentum=beta), wrt=nnx.Param)
-    order = jaxmom.batch_order(k_order, x.shape[0], batch, epochs)
+    n = x.shape[0]
+    order = jaxmom.batch_window(k_order, n, batch, 0, epochs * -(-n // batch))
 
     @nnx.jit
     def step(model, opt, idx, mask):
