@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxmom import _xla
@@ -121,3 +123,66 @@ def as_axis(values, name: str, check) -> np.ndarray:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
     check(arr, name, scalar=False)
     return arr
+
+
+def chapter_loss(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """The chapter's squared error, one value per example (``[n, 1]`` -> ``[n]``)."""
+    return jnp.sum((outputs - targets) ** 2, axis=-1)
+
+
+@functools.cache
+def chapter_task(batch_size: int = 32, nesterov: bool = False, hidden: int = 20):
+    """The chapter's run as a :class:`jaxmom.Task` (:func:`jaxmom.nnx_task` of its
+    :class:`jaxmom.Net`), for searches that pause runs: hyperparameters ``beta`` and
+    ``learning_rate``; ``evaluate`` gives ``final_loss``. Its batches are those of
+    :func:`jaxmom.batch_window` (the task's order), not :func:`sweep`'s, so a run's numbers
+    differ from :func:`sweep`'s in their digits, not in their law."""
+    from jaxmom.model import Net
+    from jaxmom.nnx_train import nnx_task
+
+    def optimizer(beta, learning_rate):
+        return sgd_momentum(learning_rate, beta, nesterov=nesterov)
+
+    return nnx_task(
+        lambda rngs: Net(hidden, rngs=rngs), chapter_loss, optimizer, batch_size=batch_size
+    )
+
+
+def search(trials: dict, seeds: Sequence[int], plan: SearchPlan) -> SweepResult:
+    """The chapter's MLP over a table of trials (``beta``, ``learning_rate``): every trial
+    trained ``plan.epochs`` epochs by :func:`sweep`'s train function, or with ``plan.eta``
+    successive halving from ``plan.min_epochs`` epochs on :func:`chapter_task` (ranked by
+    ``final_loss``)."""
+    from jaxmom.engine import trial_sweep
+    from jaxmom.halving import halving_sweep
+
+    x, y = make_dataset()
+    n = x.shape[0]
+    if plan.eta is None:
+        return trial_sweep(
+            chapter_train_fn(plan.epochs, plan.batch_size, plan.nesterov, plan.record_every),
+            trials, seeds, data=(x, y), chunk_size=plan.chunk_size, out=plan.out,
+            progress=plan.progress, compiler_options=_xla.compiler_options(),
+            settings=dict(plan._asdict(), out=None, progress=None, model="chapter MLP 1-20-1"),
+        )  # fmt: skip
+    spe = steps_per_epoch(n, plan.batch_size)
+    return halving_sweep(
+        chapter_task(plan.batch_size, plan.nesterov), trials, seeds, data=(x, y),
+        min_steps=plan.min_epochs * spe, max_steps=plan.epochs * spe, eta=plan.eta,
+        metric="final_loss", out=plan.out, progress=plan.progress, chunk_size=plan.chunk_size,
+    )  # fmt: skip
+
+
+class SearchPlan(NamedTuple):
+    """:func:`search`'s settings: as :func:`sweep`'s, and ``eta`` (``None``: no halving) and
+    ``min_epochs`` (the first rung's epochs)."""
+
+    epochs: int = 12
+    batch_size: int = 32
+    nesterov: bool = False
+    record_every: int = 1
+    chunk_size: int | None = None
+    out: str | None = None
+    progress: bool = True
+    eta: int | None = None
+    min_epochs: int = 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NamedTuple
 
 from jaxmom import commands
 from jaxmom.commands import setup_devices  # noqa: F401 (public: experiments use it)
@@ -51,6 +52,49 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected START:STOP:NUM or a comma-separated list of numbers, got {text!r}"
         ) from None
+
+
+class Range(NamedTuple):
+    """``--betas LOW:HIGH`` or ``log:LOW:HIGH``: a range for ``--sample`` to draw from."""
+
+    low: float
+    high: float
+    log: bool
+
+
+def _axis(text: str) -> list[float] | Range:
+    """A grid axis (``START:STOP:NUM`` or a comma list) or, for ``--sample``, a range
+    (``LOW:HIGH`` uniform, ``log:LOW:HIGH`` log-uniform)."""
+    log = text.startswith("log:")
+    parts = text.split(":")[1:] if log else text.split(":")
+    if len(parts) == 2 or log:
+        try:
+            low, high = (float(p) for p in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a range LOW:HIGH or log:LOW:HIGH, got {text!r}"
+            ) from None
+        return Range(low, high, log)
+    return _float_list(text)
+
+
+def _sample(text: str) -> tuple[str, int]:
+    from jaxmom.search import METHODS
+
+    method, _, n = text.partition(":")
+    if method not in METHODS or not n.isdigit() or not 0 < int(n) <= MAX_AXIS:
+        raise argparse.ArgumentTypeError(
+            f"expected METHOD:N with METHOD one of {', '.join(METHODS)} and 1 <= N <= "
+            f"{MAX_AXIS:,} (e.g. sobol:4096), got {text!r}"
+        )
+    return method, int(n)
+
+
+def _eta(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2 (keep 1/ETA), got {text!r}")
+    return value
 
 
 def _int_list(text: str) -> list[int]:
@@ -103,11 +147,29 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="train the chapter's MLP over a (beta, lr, seed) grid")
     sw.add_argument(
         "--betas",
-        type=_float_list,
+        type=_axis,
         default=_float_list("0:0.99:64"),
-        help="START:STOP:NUM or a comma list (default 0:0.99:64)",
+        help="START:STOP:NUM or a comma list (default 0:0.99:64); with --sample a range "
+        "LOW:HIGH or log:LOW:HIGH",
     )
-    sw.add_argument("--lrs", type=_float_list, default=[0.01], help="learning rates (default 0.01)")
+    sw.add_argument(
+        "--lrs", type=_axis, default=[0.01],
+        help="learning rates (default 0.01), as --betas: e.g. --sample sobol:1024 --lrs log:1e-3:3",
+    )  # fmt: skip
+    sw.add_argument(
+        "--sample", type=_sample, default=None, metavar="METHOD:N",
+        help="N trials drawn from the ranges of --betas and --lrs (METHOD: random, sobol or "
+        "halton; a comma list is a choice among its values) instead of their grid",
+    )  # fmt: skip
+    sw.add_argument(
+        "--halving", type=_eta, default=None, metavar="ETA",
+        help="successive halving: every trial trained --min-epochs, then the best 1/ETA "
+        "(by final loss) ETA times longer, ... up to --epochs",
+    )  # fmt: skip
+    sw.add_argument(
+        "--min-epochs", type=_positive_int, default=None,
+        help="with --halving: the epochs of the first rung (default 1)",
+    )  # fmt: skip
     sw.add_argument(
         "--seeds", type=_seed_count, default=1, help="number of seeds: 0..N-1 (N <= 10,000,000)"
     )

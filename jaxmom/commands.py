@@ -142,17 +142,25 @@ def _distributed(args, parser) -> None:
 
 def _plan(args) -> str:
     """What the sweep is about to do, said before it starts: runs, steps, results' size."""
-    n_beta, n_lr, n_seed = len(args.betas), len(args.lrs), args.seeds
-    runs = n_beta * n_lr * n_seed
+    from jaxmom.cli_search import n_points
+
+    n_seed = args.seeds
+    runs = n_points(args) * n_seed
     steps = args.epochs * -(-1000 // args.batch_size)
     kept = 1 + args.epochs + (-(-steps // args.record_every) if args.record_every else 0)
     size = runs * (4 * kept + 1)  # float32 losses and a status byte a run
     where = f"on disk in {args.out}" if args.out else "in memory"
     shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
-    return (
-        f"sweep: {runs:,} runs ({n_beta} betas x {n_lr} learning rates x {n_seed} seeds) of "
-        f"{steps} steps; results {shown} {where}"
-    )
+    if args.sample is not None:
+        what = f"{args.sample[1]} {args.sample[0]} trials x {n_seed} seeds"
+    else:
+        what = f"{len(args.betas)} betas x {len(args.lrs)} learning rates x {n_seed} seeds"
+    if args.halving is not None:
+        return (
+            f"sweep: successive halving (eta {args.halving}) over {runs:,} runs ({what}), "
+            f"from {args.min_epochs or 1} to {args.epochs} epochs; results {where}"
+        )
+    return f"sweep: {runs:,} runs ({what}) of {steps} steps; results {shown} {where}"
 
 
 def sweep(args, parser) -> int:
@@ -163,15 +171,11 @@ def sweep(args, parser) -> int:
         if suffix not in ("", ".png"):
             parser.error(f"--plot writes a PNG: give FILE.png, got {args.plot!r}")
         args.plot = args.plot + ".png" if not suffix else args.plot
-    _check_paths(parser, out=args.out, csv=args.csv, plot=args.plot)
-    from jaxmom._checks import check_beta, check_learning_rate
-    from jaxmom.chapter_sweep import as_axis
+    halving = getattr(args, "halving", None) is not None  # its --out: a folder of rung stores
+    _check_paths(parser, out=None if halving else args.out, csv=args.csv, plot=args.plot)
+    from jaxmom import cli_search
 
-    try:  # the flags, by the names the user typed, before JAX starts
-        as_axis(args.betas, "--betas", check_beta)
-        as_axis(args.lrs, "--lrs", check_learning_rate)
-    except ValueError as e:
-        parser.error(str(e))
+    cli_search.check_search(args, parser)  # the flags, by the names typed, before JAX starts
     _check_distributed(args, parser)
     print(_plan(args), flush=True)
     setup_devices(args.devices)
@@ -181,11 +185,15 @@ def sweep(args, parser) -> int:
     from jaxmom.chapter_sweep import sweep
 
     try:
-        res = sweep(
-            args.betas, args.lrs, seeds=range(args.seeds), epochs=args.epochs,
-            batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
-            progress=not args.no_progress, out=args.out, record_every=args.record_every,
-        )  # fmt: skip
+        table = cli_search.trials(args)
+        if table is not None:
+            res = cli_search.run(args, table)
+        else:
+            res = sweep(
+                args.betas, args.lrs, seeds=range(args.seeds), epochs=args.epochs,
+                batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
+                progress=not args.no_progress, out=args.out, record_every=args.record_every,
+            )  # fmt: skip
     except (ValueError, RuntimeError, MemoryError, OSError, TypeError) as e:
         if jax.process_count() > 1:  # never the interpreter's exit: it waits for the dead
             from jaxmom.cluster import partner_failed, stop

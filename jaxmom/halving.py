@@ -16,6 +16,7 @@ and a finished rung is read, not run again.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -105,8 +106,13 @@ def halving_sweep(
             f"brackets={brackets} is more than the {len(steps)} rungs of {steps} steps"
         )
     mode = metric_mode(metric, mode)
+    t0 = time.perf_counter()
     n = len(next(iter(table.values())))
     shapes, like = _check_metric(task, table, data, metric, steps[0])
+    if out is not None:
+        record = dict(Points.table(table).spec()["trials"], seeds=seeds.tolist(), steps=steps,
+                      eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
+        _claim(check_halving_path(out), record)
     schedule = _Schedule(task, seeds, data, steps, eta, metric, mode, out, progress, chunk_size)
     schedule.like = like
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
@@ -127,6 +133,7 @@ def halving_sweep(
                 for k in final:
                     final[k][ids] = res[f"metrics/{k}"]
     meta = {"settings": schedule.settings(brackets), "halving": True}
+    meta["wall_seconds"] = time.perf_counter() - t0
     result = SweepResult(
         Points.table(table).axes, seeds, final, diverged, np.ones_like(diverged), meta,
         trials=table,
@@ -134,6 +141,46 @@ def halving_sweep(
     result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
     result.rungs["metric"] = record
     return result
+
+
+#: The file that marks a folder as a halving sweep's, with what defines the sweep.
+MARK = "halving.json"
+
+
+def check_halving_path(path, name: str = "out") -> Path:
+    """``path`` as a ``Path`` if a halving sweep can be started or resumed there: a new folder
+    in a writable one, or a folder a halving sweep wrote (``halving.json``)."""
+    from jaxmom._paths import _check_parent
+
+    path = Path(path)
+    if not path.exists():
+        _check_parent(path, name)
+    elif not path.is_dir() or (any(path.iterdir()) and not (path / MARK).is_file()):
+        raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
+    return path
+
+
+def _claim(path: Path, record: dict) -> None:
+    """Writes ``halving.json``, or checks that the one there holds the same sweep."""
+    import json
+
+    mark = path / MARK
+    if mark.is_file():
+        try:
+            held = json.loads(mark.read_text())
+        except ValueError:
+            held = {}
+        differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
+        if differ:
+            raise ValueError(
+                f"{str(path)!r} holds a halving sweep with other settings (differing: "
+                f"{', '.join(differ)}); use another path, or delete it to start over"
+            )
+        return
+    path.mkdir(exist_ok=True)
+    tmp = path / f".{MARK}.partial"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, mark)
 
 
 def _check_metric(task, table, data, metric, steps):
@@ -178,8 +225,6 @@ class _Schedule:
                 out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
                 settings=dict(self.settings(0), bracket=bracket, rung=rung),
             )  # fmt: skip
-            if self.out is not None:
-                self.out.mkdir(parents=True, exist_ok=True)
             points = Points.table({k: v[alive] for k, v in table.items()})
             res = run_sweep(fn, points, self.seeds, options)
             yield rung, alive, res

@@ -173,10 +173,20 @@ def overview(res, path: Path) -> Path:
 
     from jaxmom._paths import atomic_path
 
-    panels = [metric_lines]
-    if len(res.axes) >= 2:
-        panels.append(heatmap)
-    if "step_losses" in res.outputs:
+    if res.trials:  # a table of trials: the metric against each hyperparameter
+        import functools
+
+        metric = (res.metadata.get("settings") or {}).get("metric", "final_loss")
+        mode = "max" if (res.metadata.get("settings") or {}).get("sign", 1) < 0 else "min"
+        panels = [functools.partial(scatter, name=n, metric=metric, mode=mode)
+                  for n in list(res.trials)[:3]]  # fmt: skip
+        if getattr(res, "rungs", None) is not None:
+            panels.append(functools.partial(rungs, mode=mode))
+    else:
+        panels = [metric_lines]
+        if len(res.axes) >= 2:
+            panels.append(heatmap)
+    if "step_losses" in res.outputs and not res.trials:
         panels.append(curves)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     for panel, ax in zip(panels, axes[0], strict=True):
@@ -186,3 +196,77 @@ def overview(res, path: Path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def scatter(res, ax=None, name: str = "beta", metric: str = "final_loss", mode: str = "min"):
+    """A table of trials: the median ``metric`` over seeds against hyperparameter ``name``, one
+    dot per trial, coloured by the next hyperparameter; trials without a value (diverged, or
+    pruned by successive halving) are counted in the title, not drawn."""
+    import matplotlib.colors as mcolors
+
+    ax = _axes(ax)
+    x = np.asarray(res.trials[name], float)
+    halving = getattr(res, "rungs", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN trials: counted below
+        if halving is not None:  # each trial at the last rung it reached
+            mean = np.nanmean(halving["metric"], axis=-1)
+            last = np.maximum(np.isfinite(mean).cumsum(1).argmax(1), 0)
+            y = mean[np.arange(len(mean)), last]
+        else:
+            y = np.nanmedian(np.asarray(res[metric], float), axis=-1)
+    shown = np.isfinite(y) & np.isfinite(x)
+    others = [n for n in res.trials if n != name]
+    kw = {}
+    if others:
+        c = np.asarray(res.trials[others[0]], float)
+        norm = mcolors.LogNorm() if _log_spread(c) else None
+        kw = dict(c=c[shown], cmap="viridis", norm=norm)
+    size = 14 if halving is None else np.where(last == mean.shape[1] - 1, 30, 6)[shown]
+    dots = ax.scatter(x[shown], y[shown], s=size, alpha=0.8, **kw)
+    if others:
+        ax.figure.colorbar(dots, ax=ax, label=_label(others[0]))
+    if _log_spread(x):
+        ax.set_xscale("log")
+    if _log_values(y[shown], mode):
+        ax.set_yscale("log")
+    ax.set_xlabel(_label(name))
+    what = "median" if halving is None else "last rung's (large: finished) mean"
+    ax.set_ylabel(f"{what} {metric.replace('_', ' ')}")
+    hidden = int((~shown).sum())
+    ax.set_title(f"{shown.sum()} trials" + (f" ({hidden} without a value)" if hidden else ""))
+    return ax
+
+
+def _log_spread(values: np.ndarray) -> bool:
+    """Drawn from a log-uniform range: positive, spread over 20x, median well below the mean."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return _is_log(v) and bool(np.median(v) < 0.5 * np.mean(v))
+
+
+def rungs(res, ax=None, mode: str = "min"):
+    """Successive halving's decisions: each trial's mean metric over seeds at every rung it
+    reached, one line per trial; a pruned trial's line ends where it stopped."""
+    ax = _axes(ax)
+    steps, record = res.rungs["steps"], res.rungs["metric"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(record, axis=-1)  # [trial, rung]
+    final = np.isfinite(mean[:, -1])
+    for i in np.argsort(final, kind="stable"):  # the finishers drawn last, on top
+        ok = np.isfinite(mean[i])
+        style = (
+            dict(color="C3", lw=1.4, alpha=0.9)
+            if final[i]
+            else dict(color="grey", lw=0.6, alpha=0.35)
+        )
+        ax.plot(steps[ok], mean[i, ok], marker="o", ms=2, **style)
+    ax.set_xscale("log")
+    if _log_values(mean[np.isfinite(mean)], mode):
+        ax.set_yscale("log")
+    metric = (res.metadata.get("settings") or {}).get("metric", "metric")
+    ax.set_xlabel("steps trained")
+    ax.set_ylabel(f"mean {metric.replace('_', ' ')}")
+    ax.set_title(f"successive halving: {int(final.sum())} of {len(mean)} trials finished")
+    return ax

@@ -207,3 +207,14 @@ def test_bad_settings_are_refused_before_any_compute(kwargs, match, data):
     with pytest.raises(TypeError, match=r"task must be a jaxmom\.Task"):
         jaxmom.halving_sweep(TASK.train_fn(4), TRIALS, data=data, min_steps=4, max_steps=8,
                              metric="loss")  # fmt: skip
+
+
+def test_a_halving_folder_with_other_settings_or_foreign_files_is_refused(tmp_path, data):
+    args = dict(data=data, min_steps=4, max_steps=12, metric="loss", progress=False)
+    jaxmom.halving_sweep(TASK, TRIALS, out=tmp_path / "h", **args)
+    with pytest.raises(ValueError, match=r"other settings \(differing: steps, eta\)"):
+        jaxmom.halving_sweep(TASK, TRIALS, out=tmp_path / "h", **dict(args, eta=2, max_steps=8))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not a halving sweep's folder"):
+        jaxmom.halving_sweep(TASK, TRIALS, out=tmp_path / "x", **args)
