@@ -8,6 +8,7 @@ from jaxmom.engine import grid_sweep, trial_sweep
 from jaxmom.halving import halving_sweep
 from jaxmom.model import MLP, Net, apply_mlp, init_mlp
 from jaxmom.nnx_train import NNXTask, accuracy, nnx_task, nnx_train_fn
+from jaxmom.optuna_bridge import optuna_sweep
 from jaxmom.result import SweepResult
 from jaxmom.search import Choice, IntUniform, LogUniform, Uniform, product, sample
 from jaxmom.task import Task
@@ -54,6 +55,7 @@ __all__ = (
     "mse_value_and_grad",
     "nnx_task",
     "nnx_train_fn",
+    "optuna_sweep",
     "product",
     "sample",
     "seed_inputs",
