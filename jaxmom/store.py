@@ -34,6 +34,7 @@ so a killed sweep never leaves the store locked; a second sweep on a locked stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -157,12 +158,16 @@ class Store:
         self.attrs = attrs
         self.block = tuple(attrs["block"])
         fmt = attrs["format"]
-        self.outputs = {k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]}
-        self.status = open_array(group, "status", path)
+        with writing():
+            self.outputs = {
+                k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]
+            }
+            self.status = open_array(group, "status", path)
         self.axes = axis_values(attrs["axes"])
         # a grid's axis values are written with each block; a table's columns at creation
         grid = fmt != READABLE[0] and not attrs.get("trials")
-        self.coords = {k: open_array(group, k, path) for k in self.axes} if grid else {}
+        with writing():
+            self.coords = {k: open_array(group, k, path) for k in self.axes} if grid else {}
 
     @classmethod
     def open(cls, path, spec: dict, *, create: bool = True) -> Store:
@@ -231,10 +236,11 @@ class Store:
         table = points.coords(np.arange(n_points)) if points.trials else {}
         for name in coord_names:
             dt = (table[name] if table else points.axes[name]).dtype
-            arr = group.create_array(
-                name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
-                fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=crc,
-            )  # fmt: skip
+            with writing():
+                arr = group.create_array(
+                    name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
+                    fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=crc,
+                )  # fmt: skip
             if table:  # a table's columns whole, before the status array marks it created
                 arr[:] = table[name]
         seeds = group.create_array(
@@ -287,6 +293,18 @@ class Store:
     def close(self) -> None:
         if self.lock is not None:
             self.lock.release()
+
+
+@contextlib.contextmanager
+def writing():
+    """Arrays opened inside write every chunk, even one that holds only the fill value (NaN):
+    zarr skips those by default, and a finished block whose runs all diverged would then have
+    no chunk, so it would read as missing and be run again on every resume. (zarr reads the
+    setting when an array is opened; ``Array.with_config`` is newer than jaxmom's zarr floor.)"""
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        yield
 
 
 def _check_identity(path: Path, attrs: dict, spec: dict) -> None:

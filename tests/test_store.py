@@ -1,6 +1,7 @@
 """A store that cannot be silently wrong: the computation is part of a sweep's identity, so a
 resume with another train function is refused, while the same code in a new process resumes."""
 
+import json
 import os
 import re
 import shutil
@@ -307,3 +308,20 @@ def test_a_garbage_status_chunk_is_one_line_and_repaired(tmp_path, capsys):
     assert cli_main(argv) == 0
     whole = jaxmom.sweep(np.linspace(0, 0.9, 6), seeds=[0], epochs=1, progress=False)
     np.testing.assert_array_equal(jaxmom.SweepResult.load(path)["final_loss"], whole["final_loss"])
+
+
+def test_a_block_whose_runs_all_diverged_is_stored_and_never_run_again(tmp_path):
+    """zarr skips a chunk that holds only its fill value (NaN) unless told not to: such a block
+    would read as missing, and every resume would run it again."""
+    from jaxmom.integrity import damaged_blocks
+
+    def fn(hp, key):
+        return {"loss": jnp.where(hp["a"] > 1, jnp.nan, hp["a"])}
+
+    out = tmp_path / "nan.zarr"
+    res = jaxmom.grid_sweep(fn, {"a": [2.0, 3.0, 0.5, 0.7]}, chunk_size=2, out=out,
+                            progress=False)  # fmt: skip
+    assert np.isnan(res["loss"][:2]).all() and res.diverged[:2].all()
+    np.testing.assert_array_equal(res["loss"][2:, 0], np.float32([0.5, 0.7]))
+    attrs = json.loads((out / "zarr.json").read_text())["attributes"]
+    assert damaged_blocks(out, attrs, read=True) == []
