@@ -219,10 +219,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     be.add_argument(
         "--task",
-        choices=("chapter", "digits"),
+        choices=("chapter", "digits", "search"),
         default="chapter",
         help="chapter: its MLP, six ways (default); digits: a sweep against a hand-written vmap, "
-        "Optuna and hyperoptax",
+        "Optuna and hyperoptax; search: exhaustive, random, successive halving, Hyperband and "
+        "Optuna (TPE + Hyperband pruner, and in batches) over one space (--models N: N "
+        "configurations, default 729)",
     )
     be.add_argument(
         "--quick", action="store_true", help="tiny sizes (models 1,64, or 8 digits runs; 2 repeats)"

@@ -231,6 +231,8 @@ def sweep(args, parser) -> int:
 def bench(args, parser) -> int:
     if args.task == "digits":
         from jaxmom import bench_digits as bench
+    elif args.task == "search":
+        from jaxmom import bench_search as bench
     else:
         from jaxmom import bench
     chosen = args.methods is not None
@@ -243,10 +245,10 @@ def bench(args, parser) -> int:
         parser.error("--methods is empty: give a comma list from " + ",".join(bench.METHODS))
     from jaxmom.bench import INSTALL, missing
 
-    if args.task == "digits" and missing(["digits"], {"digits": bench.TASK_REQUIRES}):
+    if args.task != "chapter" and missing(["task"], {"task": bench.TASK_REQUIRES}):
         return fail(
             parser,
-            f"--task digits needs scikit-learn, which is not installed: {INSTALL['sklearn']}",
+            f"--task {args.task} needs scikit-learn, which is not installed: {INSTALL['sklearn']}",
         )
     absent = bench.missing(args.methods)
     if absent and chosen:  # asked for by name: say so, rather than print an empty table
@@ -265,7 +267,9 @@ def bench(args, parser) -> int:
 
         _check_paths(parser, out_json=args.out, out_png=str(Path(args.out).with_suffix(".png")))
     setup_devices(args.devices)
-    if args.task == "digits":
+    if args.task == "search":
+        report = bench.run(args.methods, quick=args.quick, configs=args.models and args.models[0])
+    elif args.task == "digits":
         models = args.models or ([8] if args.quick else [256, 1024, 4096])
         try:
             for m in models:
@@ -276,7 +280,8 @@ def bench(args, parser) -> int:
     else:
         models = args.models or ([1, 64] if args.quick else [1, 16, 256, 1024, 4096])
         repeats = args.repeats or (2 if args.quick else 5)
-    report = bench.run(models, args.methods, repeats=repeats)
+    if args.task != "search":
+        report = bench.run(models, args.methods, repeats=repeats)
     print(bench.table(report))
     if args.out:
         path = bench.write(report, args.out)

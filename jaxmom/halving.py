@@ -115,6 +115,7 @@ def halving_sweep(
         _claim(check_halving_path(out), record)
     schedule = _Schedule(task, seeds, data, steps, eta, metric, mode, out, progress, chunk_size)
     schedule.like = like
+    schedule.metrics = [f"metrics/{k}" for k in shapes]  # a diverged run: a non-finite metric
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
     reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -222,6 +223,7 @@ class _Schedule:
             fn = _rung_fn(self.task, self.steps[rung] - done, self.like, resume, has_data)
             options = Options(
                 data=self.data, chunk_size=self.chunk_size, progress=self.progress, carry=carry,
+                check_finite=self.metrics,
                 out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
                 settings=dict(self.settings(0), bracket=bracket, rung=rung),
             )  # fmt: skip

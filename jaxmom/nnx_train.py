@@ -106,7 +106,7 @@ def nnx_task(
         module.train()
         _, params, rest = nnx.split(module, nnx.Param, ...)
         zero = jnp.zeros((), jnp.float32)
-        running = {"sum": zero, "count": zero, "last": jnp.full((), jnp.nan, jnp.float32)}
+        running = {"sum": zero, "count": zero, "last": zero, "epochs": jnp.zeros((), jnp.int32)}
         opt_state = optimizer(**hp).init(params)
         step = jnp.zeros((), jnp.int32)
         return dict(params=params, model=rest, opt=opt_state, key=k_order, step=step, loss=running)
@@ -133,7 +133,7 @@ def nnx_task(
     def evaluate(state, hp, data):
         running = state["loss"]
         partial = running["sum"] / jnp.maximum(running["count"], 1.0)
-        out = {"final_loss": jnp.where(jnp.isnan(running["last"]), partial, running["last"])}
+        out = {"final_loss": jnp.where(running["epochs"] > 0, running["last"], partial)}
         if len(data) == 4:
             x_test, y_test = data[2:]
             outputs = nnx.merge(graphdefs()[1], state["params"], state["model"])(x_test)
@@ -235,7 +235,8 @@ def _value_and_grad(graphdef, loss):
 
 def _epoch_running_loss(running, start, step_losses, counts, spe: int):
     """The running epoch loss after the steps ``start ..`` of ``step_losses``: ``sum`` and
-    ``count`` of the epoch under way, ``last`` the mean of the last finished one."""
+    ``count`` of the epoch under way, ``last`` the mean of the last finished one, ``epochs``
+    how many have finished."""
     steps = step_losses.shape[0]
     t = start + jnp.arange(steps)
     seg = t // spe - start // spe  # the window's epochs, 0 the one under way at start
@@ -246,8 +247,9 @@ def _epoch_running_loss(running, start, step_losses, counts, spe: int):
     last_seg = jnp.max(jnp.where(ends, seg, -1))
     safe = jnp.maximum(last_seg, 0)
     last = jnp.where(last_seg >= 0, sums[safe] / jnp.maximum(cnts[safe], 1.0), running["last"])
+    finished = running["epochs"] + jnp.sum(ends).astype(jnp.int32)
     now = (start + steps) // spe - start // spe  # the epoch under way after the window
-    return {"sum": sums[now], "count": cnts[now], "last": last}
+    return {"sum": sums[now], "count": cnts[now], "last": last, "epochs": finished}
 
 
 def nnx_train_fn(

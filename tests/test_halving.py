@@ -218,3 +218,25 @@ def test_a_halving_folder_with_other_settings_or_foreign_files_is_refused(tmp_pa
     (tmp_path / "x" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="exists and is not a halving sweep's folder"):
         jaxmom.halving_sweep(TASK, TRIALS, out=tmp_path / "x", **args)
+
+
+def test_halving_an_nnx_model_from_within_its_first_epoch():
+    """Dropout and BatchNorm; the first rung (2 steps) ends before an epoch (5 steps) does,
+    so no run has an epoch loss yet: none counts as diverged, and the survivors end as the
+    whole training does."""
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (70, 6))
+    y = jnp.argmax(x @ jax.random.normal(kw, (6, 3)), axis=1)
+    data = (x, y, x[:30], y[:30])
+    task = jaxmom.nnx_task(Regularized, LOSS, lambda beta, learning_rate: jaxmom.sgd_momentum(
+        learning_rate, beta), batch_size=16, metrics={"accuracy": jaxmom.accuracy})  # fmt: skip
+    trials = jaxmom.sample({"beta": jaxmom.Uniform(0.0, 0.9),
+                            "learning_rate": jaxmom.LogUniform(1e-3, 0.3)}, 9)  # fmt: skip
+    res = jaxmom.halving_sweep(task, trials, seeds=[0, 1], data=data, min_steps=2, max_steps=18,
+                               metric="test_loss", progress=False)  # fmt: skip
+    assert not res.diverged.any()
+    assert res.rungs["steps"].tolist() == [2, 6, 18] and (res.rungs["reached"] == 18).sum() == 1
+    full = jaxmom.trial_sweep(task.train_fn(18), trials, seeds=[0, 1], data=data, progress=False)
+    done = res.rungs["reached"] == 18
+    for name in ("final_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(res[name][done], full[name][done], rtol=1e-5)

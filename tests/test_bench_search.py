@@ -1,0 +1,37 @@
+"""jaxmom bench --task search at test sizes: every method finds a configuration of the space
+whose test accuracy is measured; successive halving spends a fraction of the model-steps."""
+
+import json
+
+import numpy as np
+import pytest
+
+import jaxmom
+from jaxmom import bench_search
+from jaxmom.cli import main as cli_main
+
+pytest.importorskip("sklearn")
+
+
+def test_quick_search_bench_writes_a_report_of_every_method(tmp_path, capsys):
+    out = tmp_path / "search.json"
+    assert cli_main(["bench", "--task", "search", "--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["format"] == "jaxmom.bench_search/1" and report["task"]["configs"] == 27
+    rows = {r["method"]: r for r in report["rows"]}
+    expected = set(bench_search.METHODS) - set(report["skipped"])
+    assert set(rows) == expected and {"exhaustive", "halving", "hyperband"} <= expected
+    table = jaxmom.sample(bench_search.SPACE, 27, method="random", seed=0)
+    for method, r in rows.items():
+        assert np.isfinite(r["val"]) and 0 < r["test"] <= 1, method
+        for name, dim in bench_search.SPACE.items():
+            assert dim.low <= r["config"][name] <= dim.high
+        if method in ("random", "halving", "hyperband"):  # picked from the shared table
+            i = int(np.argmin(np.abs(table["beta"] - r["config"]["beta"])))
+            assert r["config"]["learning_rate"] == pytest.approx(table["learning_rate"][i])
+    steps = report["task"]["epochs"] * 34 * 2 * 27
+    assert rows["exhaustive"]["model_steps"] == steps
+    assert rows["halving"]["model_steps"] < steps / 4
+    assert rows["halving"]["val"] <= rows["random"]["val"]  # it searched the same table
+    assert (tmp_path / "search.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| halving |" in capsys.readouterr().out
