@@ -171,7 +171,7 @@ def batch_window(key, n: int, batch_size: int, start, steps: int, drop_last: boo
     """
     spe = steps_per_epoch(n, batch_size, drop_last)
     first = start // spe
-    epochs = first + jnp.arange(-(-steps // spe) + 1)
+    epochs = first + jnp.arange(1 - (-(steps - 1) // spe))  # the most a window can touch
     perms = permutations_of(jax.vmap(jax.random.fold_in, (None, 0))(key, epochs), n)
     slots = spe * batch_size
     if slots > n:  # the last batch of an epoch is padded, and masked below

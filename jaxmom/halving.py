@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -113,9 +114,11 @@ def halving_sweep(
         record = dict(Points.table(table).spec()["trials"], seeds=seeds.tolist(), steps=steps,
                       eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
         _claim(check_halving_path(out), record)
-    schedule = _Schedule(task, seeds, data, steps, eta, metric, mode, out, progress, chunk_size)
-    schedule.like = like
-    schedule.metrics = [f"metrics/{k}" for k in shapes]  # a diverged run: a non-finite metric
+    schedule = _Schedule(
+        task, seeds, data, steps, eta, metric, sign=-1.0 if mode == "max" else 1.0, like=like,
+        metrics=[f"metrics/{k}" for k in shapes], out=None if out is None else Path(out),
+        progress=progress, chunk_size=chunk_size,
+    )  # fmt: skip
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
     reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -200,14 +203,24 @@ def _check_metric(task, table, data, metric, steps):
     return shapes, like
 
 
+@dataclass
 class _Schedule:
-    """The rungs of one bracket: which trials run, from which states, to how many steps."""
+    """The rungs of one bracket: which trials run, from which states, to how many steps.
+    ``like``: the task state's types; ``metrics``: the outputs whose non-finite values mark a
+    diverged run; ``sign``: -1 to maximise ``metric``."""
 
-    def __init__(self, task, seeds, data, steps, eta, metric, mode, out, progress, chunk_size):
-        self.task, self.seeds, self.data, self.steps, self.eta = task, seeds, data, steps, eta
-        self.metric, self.sign = metric, (-1.0 if mode == "max" else 1.0)
-        self.out = None if out is None else Path(out)
-        self.progress, self.chunk_size = progress, chunk_size
+    task: Task
+    seeds: np.ndarray
+    data: object
+    steps: list[int]
+    eta: int
+    metric: str
+    sign: float
+    like: object
+    metrics: list[str]
+    out: Path | None = None
+    progress: bool = True
+    chunk_size: int | None = None
 
     def settings(self, brackets: int) -> dict:
         return dict(steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign,
