@@ -76,11 +76,12 @@ def main(argv=None) -> int:
     import jax
 
     from jaxmom.cli import setup_devices
+    from jaxmom.peak import Peak
 
     setup_devices()
     report = {
         "date": time.strftime("%Y-%m-%d"), "device": bench._device(),
-        "peak_gflops": bench.matmul_peak(2048), "matmul_size": 2048,
+        "peak_gflops": Peak(2048).gflops, "matmul_size": 2048,
         "versions": bench._versions(None), "jax_devices": jax.device_count(), "rows": rows,
     }  # fmt: skip
     mem, disk = rows

@@ -58,6 +58,7 @@ import optax
 
 from jaxmom.alias import sgd_momentum
 from jaxmom.data import make_dataset
+from jaxmom.peak import Peak
 from jaxmom.training import mse_loss, seed_inputs, train, train_scan, train_step
 
 FORMAT = "jaxmom.bench/1"
@@ -289,19 +290,6 @@ def compiled_flops(lowered) -> float:
     return float(cost["flops"])
 
 
-def matmul_peak(size: int) -> float:
-    """GFLOP/s of a ``size x size`` float32 matmul on the default device (best of 5)."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-    best = np.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a))
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
-
-
 def _device() -> dict:
     d = jax.devices()[0]
     cpu = platform.processor() or platform.machine()
@@ -321,6 +309,19 @@ def _versions(torch_version: str | None) -> dict:
     return {"python": platform.python_version(), "jax": jax.__version__,
             "jaxlib": jaxlib.__version__, "optax": optax.__version__,
             "flax": flax.__version__, "numpy": np.__version__, "torch": torch_version}  # fmt: skip
+
+
+def peer_versions() -> dict:
+    """The versions of the peers a bench may run beside jaxmom (``None``: not installed)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("optuna", "hyperoptax", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _torch_version() -> str | None:
@@ -403,11 +404,11 @@ def run(
     params, order, data = task()
     steps = int(order.indices.shape[0])
     size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
-    peak = matmul_peak(size)
+    peak = Peak(size)
     flops = flops_per_model_step(params, order, data)
     device = _device()
-    say(f"device: {device['kind']} x{device['count']}; matmul peak {peak:.1f} GFLOP/s; "
-        f"{flops:.0f} flops per model step")  # fmt: skip
+    say(f"device: {device['kind']} x{device['count']}; matmul peak {peak.sample():.1f} GFLOP/s "
+        f"(sampled again between methods); {flops:.0f} flops per model step")  # fmt: skip
 
     calls = {
         "torch_loop": lambda n: lambda: torch_loop(params, order, data),
@@ -426,9 +427,12 @@ def run(
                 "method": method, "models": n, "steps": steps, "repeats": repeats,
                 "seconds": seconds, "compile_seconds": compile_s, "model_steps_per_s": rate,
                 "ms_per_model": 1e3 * seconds / n, "flops_per_model_step": flops,
-                "gflops": rate * flops / 1e9, "fraction_of_peak": rate * flops / 1e9 / peak,
+                "gflops": rate * flops / 1e9,
             })  # fmt: skip
             say(f"{method:16s} {n:6d} models  {seconds:9.4f} s  {rate:12.4g} model-steps/s")
+        peak.sample()  # between methods: the peak is the best of the whole run
+    for r in rows:
+        r["fraction_of_peak"] = r["gflops"] / peak.gflops
 
     best = {}
     for r in rows:
@@ -454,7 +458,8 @@ def run(
             "lr": LR,
             "beta": BETA,
         },
-        "peak_gflops": peak,
+        "peak_gflops": peak.gflops,
+        "peak": peak.report(),
         "matmul_size": size,
         "flops_per_model_step": flops,
         "rows": rows,

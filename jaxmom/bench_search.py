@@ -238,7 +238,7 @@ def run(methods: Sequence[str] = METHODS, *, quick: bool = False, configs: int |
         "format": FORMAT,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": bench._device(),
-        "versions": bench._versions(None),
+        "versions": {**bench._versions(None), **bench.peer_versions()},
         "task": {"data": "sklearn digits: train 1077, validation 360, test 360",
                  "model": f"MLP 64-{plan.hidden}-10", "epochs": plan.epochs,
                  "configs": plan.configs, "seeds": list(plan.seeds), "eta": 3,

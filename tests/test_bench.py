@@ -54,6 +54,8 @@ def test_quick_bench_writes_a_valid_report(tmp_path, capsys):
     assert report["format"] == bench.FORMAT
     assert {"platform", "kind", "count"} <= set(report["device"])
     assert report["versions"]["jax"] and report["peak_gflops"] > 0
+    # the peak: sampled at the start and after each method, the best of them
+    assert report["peak"]["samples"] == 1 + 3 and report["peak"]["gflops"] == report["peak_gflops"]
     assert report["flops_per_model_step"] > 1000  # a forward and backward pass of 32 points
     rows = report["rows"]
     assert [(r["method"], r["models"]) for r in rows if r["method"] == "jaxmom_sweep"] == [
