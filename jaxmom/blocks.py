@@ -155,23 +155,31 @@ def _diverged(outs: dict[str, np.ndarray], check, rows: int, cols: int) -> np.nd
 @functools.lru_cache(maxsize=32)
 def block_program(train_fn, has_data: bool, has_carry: bool = False):
     """``(hp {name: [D, m]}, seeds [D, k], carry [D, m, k, ...], data) -> {name: [D, m, k,
-    ...]}``; ``train_fn(hp, key[, data][, carry])`` is one run."""
+    ...]}``; ``train_fn(hp, key[, data][, carry])`` is one run.
+
+    Two levels of ``vmap``: over the ``D * k`` (block, seed) rows, then over a row's ``m``
+    points with its key shared. (A third level, blocks then seeds, compiled 0.45 s slower on
+    a CPU for the same program: the first call of a small sweep.)"""
 
     def run(h, key, data, c):
         args = (h, key, *((data,) if has_data else ()), *((c,) if has_carry else ()))
         return train_fn(*args)
 
-    def block(hp, seeds, carry, data):
-        m = len(next(iter(hp.values()))) if hp else 1
+    def program(hp, seeds, carry, data):
+        (d, k), m = seeds.shape, (next(iter(hp.values())).shape[1] if hp else 1)
+        rows_hp = {n: jnp.repeat(v, k, axis=0) for n, v in hp.items()}  # [D * k, m]
+        rows_carry = jax.tree.map(
+            lambda a: jnp.swapaxes(a, 1, 2).reshape(d * k, m, *a.shape[3:]), carry
+        )
 
-        def per_seed(seed, c):
+        def per_row(h, seed, c):
             key = jax.random.key(seed)
-            return jax.vmap(lambda h, c: _named(run(h, key, data, c)), axis_size=m)(hp, c)
+            return jax.vmap(lambda h, c: _named(run(h, key, data, c)), axis_size=m)(h, c)
 
-        outs = jax.vmap(per_seed, in_axes=(0, 1))(seeds, carry)
-        return {k: jnp.swapaxes(v, 0, 1) for k, v in outs.items()}
+        outs = jax.vmap(per_row)(rows_hp, seeds.reshape(d * k), rows_carry)
+        return {n: jnp.swapaxes(v.reshape(d, k, m, *v.shape[2:]), 1, 2) for n, v in outs.items()}
 
-    return jax.vmap(block, in_axes=(0, 0, 0, None))
+    return program
 
 
 def _inputs(call, work: Work):

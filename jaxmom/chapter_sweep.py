@@ -98,11 +98,13 @@ def sweep(
         "nesterov": bool(nesterov),
         "record_every": record_every,
     }
+    runs = len(betas) * len(learning_rates) * len(np.atleast_1d(seeds))
+    quick = runs * settings["steps"] <= _xla.QUICK_MODEL_STEPS  # compile fast, a small sweep
     return grid_sweep(
         chapter_train_fn(epochs, batch_size, bool(nesterov), record_every),
         {"beta": betas, "learning_rate": learning_rates}, seeds, data=(x, y),
         chunk_size=chunk_size, out=out, progress=progress,
-        compiler_options=_xla.compiler_options(), settings=settings,
+        compiler_options=_xla.compiler_options(quick), settings=settings,
     )  # fmt: skip
 
 
