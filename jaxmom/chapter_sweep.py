@@ -28,22 +28,51 @@ from jaxmom.training import check_data, seed_inputs, train_scan
 
 
 @functools.cache
-def chapter_train_fn(epochs: int, batch_size: int, nesterov: bool, record_every: int):
+def chapter_train_fn(
+    epochs: int, batch_size: int, nesterov: bool, record_every: int, kernel: str = "xla"
+):
     """The chapter's run as a ``grid_sweep`` train function of ``{"beta", "learning_rate"}``,
     a key and ``data = (x, y)``: outputs ``final_loss``, ``epoch_losses`` and, unless
-    ``record_every`` is 0, the loss of every ``record_every``-th step (0, k, 2k, ...)."""
+    ``record_every`` is 0, the loss of every ``record_every``-th step (0, k, 2k, ...).
+    ``kernel``: ``"xla"`` (:func:`jaxmom.train_scan`), ``"pallas"`` (the fused kernel of
+    :mod:`jaxmom.fused`) or ``"pallas-interpret"`` (its semantics, on any backend)."""
 
     def train_fn(hp, key, data):
         x, y = data
         params, order = seed_inputs(key, n=x.shape[0], batch_size=batch_size, epochs=epochs)
-        opt = sgd_momentum(hp["learning_rate"], hp["beta"], nesterov=nesterov)
-        res = train_scan(opt, params, order, (x, y), epochs)
-        out = {"final_loss": res.epoch_losses[-1], "epoch_losses": res.epoch_losses}
+        if kernel == "xla":
+            opt = sgd_momentum(hp["learning_rate"], hp["beta"], nesterov=nesterov)
+            res = train_scan(opt, params, order, (x, y), epochs)
+            step_losses, epoch_losses = res.step_losses, res.epoch_losses
+        else:
+            from jaxmom.fused import fused_run
+
+            run = fused_run(nesterov, kernel == "pallas-interpret")
+            xb, yb = x[order.indices, 0], y[order.indices, 0]
+            step_losses = run(params, xb, yb, order.mask, hp["beta"], hp["learning_rate"])
+            counts = order.mask.sum(axis=1).astype(step_losses.dtype)  # as train_scan's
+            per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
+            epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
+        out = {"final_loss": epoch_losses[-1], "epoch_losses": epoch_losses}
         if record_every:
-            out["step_losses"] = res.step_losses[::record_every]
+            out["step_losses"] = step_losses[::record_every]
         return out
 
     return train_fn
+
+
+KERNELS = ("auto", "xla", "pallas")
+
+
+def resolve_kernel(kernel: str) -> str:
+    """``"xla"``, ``"pallas"`` or ``"pallas-interpret"`` for the default backend: ``"auto"`` is
+    the fused kernel on a GPU and XLA elsewhere; ``"pallas"`` off a GPU or TPU is interpreted."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got kernel={kernel!r}")
+    backend = jax.default_backend()
+    if kernel == "auto":
+        return "pallas" if backend == "gpu" else "xla"
+    return "pallas-interpret" if kernel == "pallas" and backend not in ("gpu", "tpu") else kernel
 
 
 def sweep(
@@ -59,6 +88,7 @@ def sweep(
     out: str | os.PathLike | None = None,
     data: tuple[jax.Array, jax.Array] | None = None,
     record_every: int = 1,
+    kernel: str = "auto",
 ) -> SweepResult:
     """Train the chapter's MLP for every (beta, learning rate, seed), vmapped and sharded.
 
@@ -77,6 +107,9 @@ def sweep(
       data: ``(x, y)``; default the chapter's data set.
       record_every: keep the loss of every k-th step (1: every step; 0: none, only
         ``epoch_losses`` and ``final_loss``): a million runs of 384 steps take 1.6 GB at 1.
+      kernel: ``"xla"`` (:func:`jaxmom.train_scan` under ``vmap``), ``"pallas"`` (the whole
+        training of a block of models in one fused kernel, :mod:`jaxmom.fused`; interpreted,
+        slowly, off a GPU or TPU) or ``"auto"``: the kernel on a GPU, XLA elsewhere.
 
     Returns:
       A :class:`SweepResult` with axes ``beta`` and ``learning_rate``; outputs ``final_loss``
@@ -84,6 +117,7 @@ def sweep(
       ``[..., steps / record_every]``. Runs that diverge keep their non-finite losses and are
       flagged in ``diverged``; they do not affect any other run.
     """
+    kernel = resolve_kernel(kernel)
     betas = as_axis(betas, "betas", check_beta)
     learning_rates = as_axis(learning_rates, "learning_rates", check_learning_rate)
     epochs = check_positive_int(epochs, "epochs")
@@ -101,7 +135,7 @@ def sweep(
     runs = len(betas) * len(learning_rates) * len(np.atleast_1d(seeds))
     quick = runs * settings["steps"] <= _xla.QUICK_MODEL_STEPS  # compile fast, a small sweep
     return grid_sweep(
-        chapter_train_fn(epochs, batch_size, bool(nesterov), record_every),
+        chapter_train_fn(epochs, batch_size, bool(nesterov), record_every, kernel),
         {"beta": betas, "learning_rate": learning_rates}, seeds, data=(x, y),
         chunk_size=chunk_size, out=out, progress=progress,
         compiler_options=_xla.compiler_options(quick), settings=settings,
