@@ -19,6 +19,9 @@ Methods:
 - ``jaxmom_sweep_autodiff``: the same runs with autodiff's gradient
   (``jax.value_and_grad(mse_loss)``) in place of :func:`jaxmom.mse_value_and_grad`, through
   :func:`jaxmom.grid_sweep`: what the hand-written gradient gains on this device.
+- ``jaxmom_sweep_pallas``: :func:`jaxmom.sweep` with ``kernel="pallas"``, the whole training
+  of a block of models fused into one Pallas kernel (:mod:`jaxmom.fused`). On a GPU or TPU
+  only: elsewhere the kernel runs interpreted, which is a test of its semantics, not a speed.
 
 ``torch_loop``, ``optax_loop`` and ``jaxmom_train`` train one model at a time, so they are
 timed on one run (``models = 1``); their throughput does not change with the number of models.
@@ -69,6 +72,7 @@ METHODS = (
     "jaxmom_train",
     "jaxmom_sweep",
     "jaxmom_sweep_autodiff",
+    "jaxmom_sweep_pallas",
 )
 SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
 LR, BETA, EPOCHS = 0.01, 0.8, 12
@@ -223,11 +227,12 @@ def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
     return np.asarray(res.step_losses)
 
 
-def jaxmom_sweep(betas, lr=LR) -> np.ndarray:
+def jaxmom_sweep(betas, lr=LR, kernel: str = "xla") -> np.ndarray:
     """:func:`jaxmom.sweep` over ``betas`` at seed 0: step losses ``[models, steps]``."""
     from jaxmom.chapter_sweep import sweep
 
-    res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False)
+    res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False,
+                kernel=kernel)  # fmt: skip
     return res.step_losses[:, 0, 0]
 
 
@@ -417,7 +422,15 @@ def run(
         "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, _betas(n)),
         "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(_betas(n)),
         "jaxmom_sweep_autodiff": lambda n: lambda: jaxmom_sweep_autodiff(_betas(n)),
+        "jaxmom_sweep_pallas": lambda n: lambda: jaxmom_sweep(_betas(n), kernel="pallas"),
     }
+    if "jaxmom_sweep_pallas" in methods and jax.default_backend() not in ("gpu", "tpu"):
+        methods = [m for m in methods if m != "jaxmom_sweep_pallas"]
+        skipped.append("jaxmom_sweep_pallas")
+        say("skipped jaxmom_sweep_pallas: off a GPU or TPU the kernel is interpreted")
+        if not methods:
+            raise ValueError("jaxmom_sweep_pallas is timed on a GPU or TPU only (here the "
+                             "kernel would run interpreted)")  # fmt: skip
     rows = []
     for method in methods:
         for n in [1] if method in SINGLE_RUN else models:
@@ -443,7 +456,7 @@ def run(
         for a in ("jaxmom_sweep", "jaxmom_train")
         for b in ("torch_loop", "torch_func_vmap", "optax_loop")
     ]
-    pairs.append(("jaxmom_sweep", "jaxmom_sweep_autodiff"))
+    pairs += [("jaxmom_sweep", "jaxmom_sweep_autodiff"), ("jaxmom_sweep_pallas", "jaxmom_sweep")]
     ratios = {f"{a}/{b}": best[a] / best[b] for a, b in pairs if a in best and b in best}
     return {
         "format": FORMAT,

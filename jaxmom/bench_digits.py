@@ -26,8 +26,8 @@ Report (JSON, ``format = "jaxmom.bench_digits/1"``): ``date``, ``device``, ``ver
 ``task``, ``peak_gflops`` (a float32 matmul timed in the same run), ``flops_per_model_step``
 (XLA's cost analysis of one step of one model), ``rows`` [{``method``, ``runs``, ``timed_runs``,
 ``seconds`` (median, compilation excluded), ``compile_seconds``, ``runs_per_s``,
-``model_steps_per_s``, ``gflops``, ``fraction_of_peak``}], ``ratios`` {``"engine/<peer>"``:
-runs per second of the engine over the peer's, at the largest ``runs``}, ``skipped``.
+``model_steps_per_s``, ``gflops``, ``fraction_of_peak``}], ``ratios`` {``"engine/<peer> at
+<runs> runs"``: runs per second of the engine over the peer's, at every size}, ``skipped``.
 """
 
 from __future__ import annotations
@@ -244,9 +244,12 @@ def run(
         peak.sample()  # between methods: the peak is the best of the whole run
     for r in rows:
         r["fraction_of_peak"] = r["gflops"] / peak.gflops
+    ratios = {}
+    for n in sizes:  # at every size, not only the largest
+        at = {r["method"]: r for r in rows if r["runs"] == n}
+        ratios.update({f"engine/{m} at {n} runs": at["engine"]["runs_per_s"] / r["runs_per_s"]
+                       for m, r in at.items() if m != "engine" and "engine" in at})  # fmt: skip
     top = {r["method"]: r for r in rows if r["runs"] == sizes[-1]}
-    ratios = {f"engine/{m}": top["engine"]["runs_per_s"] / r["runs_per_s"]
-              for m, r in top.items() if m != "engine" and "engine" in top}  # fmt: skip
     if "engine" in top and "vmap" in top:
         ratios["engine_compile/vmap_compile"] = top["engine"]["compile_seconds"] / max(
             top["vmap"]["compile_seconds"], 1e-9

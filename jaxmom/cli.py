@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import NamedTuple
 
-from jaxmom import commands
+from jaxmom import bench_command, commands
 from jaxmom.commands import setup_devices  # noqa: F401 (public: experiments use it)
 
 #: The most values one axis flag (--betas, --lrs) or --seeds may ask for.
@@ -250,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--repeats", type=_positive_int, default=None, help="timed calls per row")
     _add_devices(be)
-    be.set_defaults(run=commands.bench, subparser=be)
+    be.set_defaults(run=bench_command.bench, subparser=be)
     ve = sub.add_parser("verify", help="check every finished block of a sweep store")
     ve.add_argument("path", help="the store: a folder written by a sweep with --out / out=")
     ve.add_argument(

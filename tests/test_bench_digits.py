@@ -50,7 +50,7 @@ def test_quick_digits_bench_report(tmp_path, capsys, monkeypatch):
     for r in report["rows"]:
         np.testing.assert_allclose(r["runs_per_s"], r["runs"] / r["seconds"])
         assert 0 < r["fraction_of_peak"] < 1
-    assert "engine/vmap" in report["ratios"]
+    assert "engine/vmap at 8 runs" in report["ratios"]
     with pytest.raises(SystemExit):
         cli.main(["bench", "--task", "digits", "--models", "6"])
     with pytest.raises(SystemExit):
