@@ -240,3 +240,13 @@ def test_halving_an_nnx_model_from_within_its_first_epoch():
     done = res.rungs["reached"] == 18
     for name in ("final_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(res[name][done], full[name][done], rtol=1e-5)
+
+
+def test_halving_on_four_devices_gives_the_one_device_runs(tmp_path, halved):
+    out = tmp_path / "h4"
+    env = dict(__import__("os").environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    subprocess.run([sys.executable, "-c", _HALVING, str(out)], check=True, timeout=300, env=env)
+    got = np.load(out / "w.npy")
+    done = halved.rungs["reached"] == 36
+    np.testing.assert_allclose(got[done], halved["w"][done], rtol=1e-6)
+    assert (np.isnan(got[~done])).all()
