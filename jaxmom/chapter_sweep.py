@@ -133,7 +133,7 @@ def sweep(
         "record_every": record_every,
     }
     runs = len(betas) * len(learning_rates) * len(np.atleast_1d(seeds))
-    quick = runs * settings["steps"] <= _xla.QUICK_MODEL_STEPS  # compile fast, a small sweep
+    quick = _xla.quick(runs * settings["steps"])  # a small sweep compiles fast
     return grid_sweep(
         chapter_train_fn(epochs, batch_size, bool(nesterov), record_every, kernel),
         {"beta": betas, "learning_rate": learning_rates}, seeds, data=(x, y),
