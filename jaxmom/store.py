@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxmom.integrity import check_attrs, damaged_blocks, done_blocks, open_array, unmark
-from jaxmom.points import axis_values
+from jaxmom.points import Points, axis_values
 
 FORMAT = "jaxmom.sweep/3"
 #: The formats this version reads and resumes (``/2``: jaxmom 0.2, outputs under ``out/``).
@@ -176,8 +176,9 @@ class Store:
         ``spec``: ``axes`` and ``trials`` (:meth:`jaxmom.points.Points.spec`), ``seeds``,
         ``outputs`` ({name: [shape, dtype]}), ``settings``, ``data``, ``computation``,
         ``block`` and ``metadata``; and ``points`` (the :class:`~jaxmom.points.Points`, whose
-        table of trials is written at creation). ``create=False`` (the other processes of a
-        distributed sweep) opens a store that process 0 created, without taking the lock.
+        table of trials is written at creation; default: the grid of ``axes``).
+        ``create=False`` (the other processes of a distributed sweep) opens a store that
+        process 0 created, without taking the lock.
         """
         import zarr
 
@@ -214,7 +215,7 @@ class Store:
         import zarr
         from zarr.codecs import Crc32cCodec
 
-        points = spec["points"]
+        points = spec.get("points") or Points(axis_values(spec["axes"]))  # a grid, by default
         n_points = points.n
         n_seeds = len(spec["seeds"])
         m, k = spec["block"]
