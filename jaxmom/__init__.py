@@ -24,7 +24,7 @@ from jaxmom.training import (
 )
 from jaxmom.transform import MomentumState, momentum
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = (
     "MLP",
