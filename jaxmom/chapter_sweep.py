@@ -70,9 +70,25 @@ def resolve_kernel(kernel: str) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got kernel={kernel!r}")
     backend = jax.default_backend()
-    if kernel == "auto":
-        return "pallas" if backend == "gpu" else "xla"
+    if kernel == "auto":  # the kernel where it compiles here, XLA elsewhere
+        return "pallas" if backend == "gpu" and _kernel_compiles() else "xla"
     return "pallas-interpret" if kernel == "pallas" and backend not in ("gpu", "tpu") else kernel
+
+
+@functools.cache
+def _kernel_compiles() -> bool:
+    """Whether the fused kernel compiles on the default backend (checked once, on a small
+    problem): a GPU whose Triton cannot take it falls back to XLA rather than failing."""
+    from jaxmom.fused import train_block
+    from jaxmom.model import init_mlp
+
+    rows = jax.numpy.zeros((4, 32))
+    try:
+        args = (init_mlp(jax.random.key(0)), rows, rows, rows > 0, rows[0], rows[0])
+        jax.block_until_ready(train_block(*args))
+    except Exception:  # any failure to lower, compile or run it: XLA serves
+        return False
+    return True
 
 
 def sweep(
@@ -109,7 +125,8 @@ def sweep(
         ``epoch_losses`` and ``final_loss``): a million runs of 384 steps take 1.6 GB at 1.
       kernel: ``"xla"`` (:func:`jaxmom.train_scan` under ``vmap``), ``"pallas"`` (the whole
         training of a block of models in one fused kernel, :mod:`jaxmom.fused`; interpreted,
-        slowly, off a GPU or TPU) or ``"auto"``: the kernel on a GPU, XLA elsewhere.
+        slowly, off a GPU or TPU) or ``"auto"``: the kernel on a GPU where it compiles, XLA
+        elsewhere.
 
     Returns:
       A :class:`SweepResult` with axes ``beta`` and ``learning_rate``; outputs ``final_loss``
