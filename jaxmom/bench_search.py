@@ -81,6 +81,11 @@ def setup(hidden: int):
     return task, (x[:n], y[:n], x[n:], y[n:]), (x[:n], y[:n], x_test, y_test)
 
 
+def _steps_per_epoch(plan: Plan) -> int:
+    """Batches in an epoch of the training split (the last partial one kept)."""
+    return -(-setup(plan.hidden)[1][0].shape[0] // plan.batch)
+
+
 def _grid(configs: int) -> dict:
     k = max(2, round(configs ** (1 / 3)))
     axes = {}
@@ -100,7 +105,7 @@ def _best(table: dict, values: np.ndarray) -> tuple[dict, float]:
 
 def _sweep(plan: Plan, table: dict) -> dict:
     task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * -(-val[0].shape[0] // plan.batch)
+    steps = plan.epochs * _steps_per_epoch(plan)
     res = trial_sweep(task.train_fn(steps), table, plan.seeds, data=val, progress=False)
     config, best = _best(table, np.asarray(res[METRIC]))
     n = len(next(iter(table.values())))
@@ -109,7 +114,7 @@ def _sweep(plan: Plan, table: dict) -> dict:
 
 def _halving(plan: Plan, table: dict, brackets: int) -> dict:
     task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * -(-val[0].shape[0] // plan.batch)
+    steps = plan.epochs * _steps_per_epoch(plan)
     res = halving_sweep(task, table, plan.seeds, data=val, min_steps=plan.min_steps,
                         max_steps=steps, brackets=brackets, metric=METRIC, mode="max",
                         progress=False)  # fmt: skip
@@ -136,7 +141,7 @@ def _optuna_tpe(plan: Plan) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _, val, _ = setup(plan.hidden)
     init, step, score = _step_fns(plan.hidden)
-    spe = -(-val[0].shape[0] // plan.batch)
+    spe = _steps_per_epoch(plan)
     keys = jax.vmap(jax.random.key)(jnp.asarray(plan.seeds))
     spent = [0]
 
@@ -175,7 +180,7 @@ def _optuna_sweep(plan: Plan) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * -(-val[0].shape[0] // plan.batch)
+    steps = plan.epochs * _steps_per_epoch(plan)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=0))  # fmt: skip
     optuna_sweep(study, task, SPACE, plan.configs, batch_size=-(-plan.configs // 3),
@@ -201,8 +206,8 @@ def _study_trace(study) -> list[list[float]]:
 
 def test_accuracy(plan: Plan, config: dict) -> float:
     """The chosen configuration trained again on the same seeds, scored on the test split."""
-    task, val, test = setup(plan.hidden)
-    steps = plan.epochs * -(-val[0].shape[0] // plan.batch)
+    task, _, test = setup(plan.hidden)
+    steps = plan.epochs * _steps_per_epoch(plan)
     table = {k: np.array([v]) for k, v in config.items()}
     res = trial_sweep(task.train_fn(steps), table, plan.seeds, data=test, progress=False)
     return float(np.asarray(res[METRIC]).mean())

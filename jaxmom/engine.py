@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxmom._checks import check_positive_int
@@ -239,7 +238,8 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
 
 def _one_run(leaf):
     """A carried leaf ``[points, seeds, *S]`` as one run sees it: ``S``."""
-    return jax.ShapeDtypeStruct(np.shape(leaf)[2:], jnp.asarray(leaf).dtype)
+    leaf = np.asarray(leaf)  # read on the host: the carry may be every run's whole state
+    return jax.ShapeDtypeStruct(leaf.shape[2:], jax.dtypes.canonicalize_dtype(leaf.dtype))
 
 
 def _fingerprint(data, carry=None) -> str | None:

@@ -45,13 +45,7 @@ def _columns(res, lo: int, hi: int) -> dict[str, np.ndarray]:
     scalar outputs, diverged."""
     n_seed = len(res.seeds)
     pts = np.arange(lo, hi)
-    idx = np.unravel_index(pts, res.grid_shape) if res.grid_shape else ()
-    cols = {
-        name: np.repeat(values[i], n_seed)
-        for (name, values), i in zip(res.axes.items(), idx, strict=True)
-    }
-    for name, values in res.trials.items():  # a table's columns, along its one axis
-        cols[name] = np.repeat(values[lo:hi], n_seed)
+    cols = {name: np.repeat(v, n_seed) for name, v in res.points.coords(pts).items()}
     cols["seed"] = np.tile(res.seeds, len(pts))
     for name in _scalars(res):
         cols[name] = np.asarray(res.outputs[name].data[lo:hi]).ravel()

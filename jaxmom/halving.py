@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmom._checks import check_positive_int
-from jaxmom._sweep_checks import _check_seeds, _check_trials
+from jaxmom._sweep_checks import _check_seeds, _check_trials, _output_shapes
 from jaxmom.engine import Options, run_sweep
 from jaxmom.points import Points
 from jaxmom.result import SweepResult, metric_mode
@@ -108,10 +108,11 @@ def halving_sweep(
         )
     mode = metric_mode(metric, mode)
     t0 = time.perf_counter()
-    n = len(next(iter(table.values())))
+    points = Points.table(table)
+    n = points.n
     shapes, like = _check_metric(task, table, data, metric, steps[0])
     if out is not None:
-        record = dict(Points.table(table).spec()["trials"], seeds=seeds.tolist(), steps=steps,
+        record = dict(points.spec()["trials"], seeds=seeds.tolist(), steps=steps,
                       eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
         _claim(check_halving_path(out), record)
     schedule = _Schedule(
@@ -139,7 +140,7 @@ def halving_sweep(
     meta = {"settings": schedule.settings(brackets), "halving": True}
     meta["wall_seconds"] = time.perf_counter() - t0
     result = SweepResult(
-        Points.table(table).axes, seeds, final, diverged, np.ones_like(diverged), meta,
+        points.axes, seeds, final, diverged, np.ones_like(diverged), meta,
         trials=table,
     )  # fmt: skip
     result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
@@ -188,17 +189,17 @@ def _claim(path: Path, record: dict) -> None:
 
 
 def _check_metric(task, table, data, metric, steps):
-    """``evaluate``'s output shapes and the state's types, traced (no compute); ``metric`` must
-    be one scalar output per run."""
-    hp = {k: jax.ShapeDtypeStruct((), jax.dtypes.canonicalize_dtype(v.dtype))
-          for k, v in table.items()}  # fmt: skip
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    shapes = jax.eval_shape(task.train_fn(steps), hp, key, data)
-    scalars = [k for k, s in shapes.items() if s.shape == ()] if isinstance(shapes, dict) else []
+    """``evaluate``'s output shapes (by name, as the engine names them) and the state's types,
+    traced (no compute); ``metric`` must be one scalar output per run."""
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
+    shapes, _ = _output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None)
+    scalars = [k for k, s in shapes.items() if s.shape == ()]
     if metric not in scalars:
         raise ValueError(
             f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
         )
+    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
     like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
     return shapes, like
 

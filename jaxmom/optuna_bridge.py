@@ -131,12 +131,10 @@ def _check_metric(train_fn, dists, data, metric: str) -> None:
             return np.asarray(d.choices).dtype
         return np.int64 if isinstance(d, od.IntDistribution) else np.float64
 
-    hp = {n: jax.ShapeDtypeStruct((), jax.dtypes.canonicalize_dtype(dtype(d)))
-          for n, d in dists.items()}  # fmt: skip
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    shapes = jax.eval_shape(train_fn, hp, key, *(() if data is None else (data,)))
-    from jaxmom._sweep_checks import _named
+    from jaxmom._sweep_checks import _output_shapes
 
-    scalars = [k for k, v in _named(shapes).items() if v.shape == ()]
+    hp_dtypes = {n: jax.dtypes.canonicalize_dtype(dtype(d)) for n, d in dists.items()}
+    shapes, _ = _output_shapes(train_fn, hp_dtypes, data, data is not None)
+    scalars = [k for k, v in shapes.items() if v.shape == ()]
     if metric not in scalars:
         raise ValueError(f"metric must be a scalar output of the runs ({scalars}), got {metric!r}")

@@ -37,12 +37,9 @@ class Points:
 
     def values(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Each hyperparameter at the flat points ``idx`` (any shape), in its JAX dtype."""
-        if self.trials:
-            cols = {k: v[idx] for k, v in self.trials.items()}
-        else:
-            where = np.unravel_index(idx, self.shape) if self.shape else ()
-            cols = {k: v[i] for (k, v), i in zip(self.axes.items(), where, strict=True)}
-        return {k: v.astype(jax.dtypes.canonicalize_dtype(v.dtype)) for k, v in cols.items()}
+        cols = self.coords(idx)
+        return {k: cols[k].astype(jax.dtypes.canonicalize_dtype(cols[k].dtype))
+                for k in self.hparams}  # fmt: skip
 
     def coords(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Every per-point coordinate at the flat points ``idx``, as given: the grid's axes, or

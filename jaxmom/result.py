@@ -74,12 +74,18 @@ class SweepResult:
         self._trials = {k: np.asarray(v[...]) for k, v in self._trials.items()}
         return self._trials
 
+    @property
+    def points(self):
+        """The sweep's :class:`~jaxmom.points.Points`: its grid, or its table of trials."""
+        from jaxmom.points import Points
+
+        return Points(self.axes, self.trials)
+
     def coords_at(self, idx) -> dict:
         """The hyperparameters of grid point ``idx`` (a tuple of axis indices), by name: the
         axes' values, or for a trial its number and the table's columns."""
-        row = {name: vals[i].item() for (name, vals), i in zip(self.axes.items(), idx, strict=True)}
-        row.update({k: v[idx[0]].item() for k, v in self.trials.items()})
-        return row
+        flat = np.ravel_multi_index(idx, self.grid_shape) if self.grid_shape else 0
+        return {k: v.item() for k, v in self.points.coords(np.asarray(flat)).items()}
 
     @property
     def diverged(self) -> np.ndarray:

@@ -158,15 +158,14 @@ class Store:
         self.attrs = attrs
         self.block = tuple(attrs["block"])
         fmt = attrs["format"]
+        self.axes = axis_values(attrs["axes"])
+        # a grid's axis values are written with each block; a table's columns at creation
+        grid = fmt != READABLE[0] and not attrs.get("trials")
         with writing():
             self.outputs = {
                 k: open_array(group, array_name(k, fmt), path) for k in attrs["outputs"]
             }
             self.status = open_array(group, "status", path)
-        self.axes = axis_values(attrs["axes"])
-        # a grid's axis values are written with each block; a table's columns at creation
-        grid = fmt != READABLE[0] and not attrs.get("trials")
-        with writing():
             self.coords = {k: open_array(group, k, path) for k in self.axes} if grid else {}
 
     @classmethod
@@ -279,10 +278,8 @@ class Store:
         for name, arr in self.outputs.items():
             arr[rows, cols] = outputs[name]
         if self.coords:  # each axis's value at the block's points (the same for every g)
-            grid = tuple(len(v) for v in self.axes.values())
-            idx = np.unravel_index(np.arange(rows.start, rows.stop), grid)
-            for (name, values), i in zip(self.axes.items(), idx, strict=True):
-                self.coords[name][rows] = values[i]
+            for name, values in Points(self.axes).coords(np.arange(rows.start, rows.stop)).items():
+                self.coords[name][rows] = values
         self.status[rows, cols] = diverged.astype(np.int8)
 
     def finish(self, metadata: dict, complete: bool) -> None:
