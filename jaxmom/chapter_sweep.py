@@ -24,7 +24,7 @@ from jaxmom.alias import sgd_momentum
 from jaxmom.data import _check_order_args, make_dataset, steps_per_epoch
 from jaxmom.engine import grid_sweep
 from jaxmom.result import SweepResult
-from jaxmom.training import check_data, seed_inputs, train_scan
+from jaxmom.training import check_data, epoch_means, seed_inputs, train_scan
 
 
 @functools.cache
@@ -51,8 +51,7 @@ def chapter_train_fn(
             xb, yb = x[order.indices, 0], y[order.indices, 0]
             step_losses = run(params, xb, yb, order.mask, hp["beta"], hp["learning_rate"])
             counts = order.mask.sum(axis=1).astype(step_losses.dtype)  # as train_scan's
-            per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
-            epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
+            epoch_losses = epoch_means(step_losses, counts, epochs)
         out = {"final_loss": epoch_losses[-1], "epoch_losses": epoch_losses}
         if record_every:
             out["step_losses"] = step_losses[::record_every]

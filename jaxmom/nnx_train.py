@@ -44,7 +44,7 @@ from flax import nnx
 from jaxmom._checks import check_positive_int
 from jaxmom.data import batch_window, steps_per_epoch
 from jaxmom.task import Task
-from jaxmom.training import masked_mean, train_scan
+from jaxmom.training import epoch_means, masked_mean, train_scan
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -185,8 +185,7 @@ def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params
         state, step_losses, counts = task.run(task.init(hp, key, data), hp, data, total)
         out = task.evaluate(state, hp, data)
         if epochs is not None:
-            per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
-            out["epoch_losses"] = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
+            out["epoch_losses"] = epoch_means(step_losses, counts, epochs)
         if record_every:
             out["step_losses"] = step_losses[::record_every]
         if return_params:

@@ -196,9 +196,15 @@ def train_scan(
     carry = (params, opt_state, model_state)
     (params, opt_state, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
     counts = order.mask.sum(axis=1).astype(step_losses.dtype)
+    return TrainResult(params, step_losses, epoch_means(step_losses, counts, epochs), state,
+                       opt_state)  # fmt: skip
+
+
+def epoch_means(step_losses: jax.Array, counts: jax.Array, epochs: int) -> jax.Array:
+    """``[epochs]``: each epoch's mean loss over the points it saw, from the loss of each step
+    ``[steps]`` and how many real points each step had ``counts [steps]``."""
     per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
-    epoch_losses = per_epoch / counts.reshape(epochs, -1).sum(axis=1)
-    return TrainResult(params, step_losses, epoch_losses, state, opt_state)
+    return per_epoch / counts.reshape(epochs, -1).sum(axis=1)
 
 
 def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):
