@@ -56,8 +56,8 @@ def main() -> None:
         if args.old:
             rows["old"].append(_one(args.old))
     report = {
-        "date": time.strftime("%Y-%m-%d"), "device": bench._device(),
-        "versions": bench._versions(None), "old": args.old and subprocess.run(
+        "date": time.strftime("%Y-%m-%d"), "device": bench.device_info(),
+        "versions": bench.versions(None), "old": args.old and subprocess.run(
             ["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"], capture_output=True,
             text=True).stdout.strip(),
         "first_call_seconds": {k: [f for _, f in v] for k, v in rows.items()},

@@ -29,7 +29,7 @@ AXIS, SEEDS, EPOCHS = 1000, 1000, 12
 
 
 def create(path: str) -> None:
-    from jaxmom.store import Store
+    from jaxmom.results import Store
 
     spec = dict(
         axes={"beta": [i / AXIS for i in range(AXIS)],

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         print(json.dumps(row))
         return 0
     from jaxmom import bench
-    from jaxmom._paths import check_output_file, write_text
+    from jaxmom.common import check_output_file, write_text
 
     check_output_file(args.out, "--out")
     rows = []
@@ -75,14 +75,14 @@ def main(argv=None) -> int:
             shutil.rmtree(target, ignore_errors=True)
     import jax
 
+    from jaxmom.bench import Peak
     from jaxmom.cli import setup_devices
-    from jaxmom.peak import Peak
 
     setup_devices()
     report = {
-        "date": time.strftime("%Y-%m-%d"), "device": bench._device(),
+        "date": time.strftime("%Y-%m-%d"), "device": bench.device_info(),
         "peak_gflops": Peak(2048).gflops, "matmul_size": 2048,
-        "versions": bench._versions(None), "jax_devices": jax.device_count(), "rows": rows,
+        "versions": bench.versions(None), "jax_devices": jax.device_count(), "rows": rows,
     }  # fmt: skip
     mem, disk = rows
     report["store_overhead"] = disk["seconds"] / mem["seconds"] - 1

@@ -39,9 +39,9 @@ def write_report(out: Path, results: dict[str, dict]) -> Path:
 
     import jax
 
-    from jaxmom.bench import _device
+    from jaxmom.bench import device_info
 
-    device = _device()
+    device = device_info()
     lines = ["# The momentum chapter, checked", ""]
     n_pass = sum(c["passed"] for r in results.values() for c in r["claims"])
     n_all = sum(len(r["claims"]) for r in results.values())

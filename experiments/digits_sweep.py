@@ -26,7 +26,7 @@ import numpy as np
 import jaxmom
 from experiments.common import claim, main, save_figure, write_result
 from experiments.effective_lr import cell_edges, law, law_claim, plot_law
-from jaxmom import tasks
+from jaxmom import chapter as tasks
 
 NAME = "digits_sweep"
 

@@ -1,28 +1,47 @@
 """jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
 
 from jaxmom import theory
-from jaxmom.alias import heavy_ball, sgd_momentum
-from jaxmom.chapter_sweep import sweep
-from jaxmom.data import BatchOrder, batch_order, batch_window, load_digits, make_dataset
-from jaxmom.engine import grid_sweep, trial_sweep
-from jaxmom.halving import halving_sweep
-from jaxmom.model import MLP, Net, apply_mlp, init_mlp
-from jaxmom.nnx_train import NNXTask, accuracy, nnx_task, nnx_train_fn
-from jaxmom.optuna_bridge import optuna_sweep
-from jaxmom.result import SweepResult
-from jaxmom.search import Choice, IntUniform, LogUniform, Uniform, product, sample
-from jaxmom.task import Task
-from jaxmom.training import (
-    TrainResult,
-    masked_mean,
+from jaxmom.chapter import (
+    MLP,
+    Net,
+    apply_mlp,
+    init_mlp,
+    make_dataset,
     mse_loss,
     mse_value_and_grad,
     seed_inputs,
+    sweep,
     train,
     train_scan,
     train_step,
 )
-from jaxmom.transform import MomentumState, momentum
+from jaxmom.engine import (
+    Choice,
+    IntUniform,
+    LogUniform,
+    Uniform,
+    grid_sweep,
+    halving_sweep,
+    optuna_sweep,
+    product,
+    sample,
+    trial_sweep,
+)
+from jaxmom.optim import MomentumState, heavy_ball, momentum, sgd_momentum
+from jaxmom.results import SweepResult
+from jaxmom.training import (
+    BatchOrder,
+    NNXTask,
+    Task,
+    TrainResult,
+    accuracy,
+    batch_order,
+    batch_window,
+    load_digits,
+    masked_mean,
+    nnx_task,
+    nnx_train_fn,
+)
 
 __version__ = "0.4.0"
 

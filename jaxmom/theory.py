@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmom._checks import concrete, first_bad
+from jaxmom.common import concrete, first_bad
 
 
 def _check(name: str, value, ok, must: str) -> np.ndarray | None:

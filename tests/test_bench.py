@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from jaxmom import bench, cli
+from jaxmom import cli
+from jaxmom.bench import _chapter as bench
 
-blocks = importlib.import_module("jaxmom.blocks")
+blocks = importlib.import_module("jaxmom.engine._blocks")
 BETAS = np.array([0.5, 0.8, 0.95], np.float32)
 
 

@@ -5,8 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from jaxmom import bench_digits as bd
 from jaxmom import cli
+from jaxmom.bench import _digits as bd
 
 RUNS = 8
 
@@ -60,7 +60,8 @@ def test_quick_digits_bench_report(tmp_path, capsys, monkeypatch):
 def test_a_missing_package_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     """Asked for by name, a peer that is not installed is an error naming the package and the
     extra, before any compute; so is the digits task without scikit-learn."""
-    from jaxmom import bench
+    from jaxmom.bench import _chapter as bench
+    from jaxmom.bench import _report as report
 
     monkeypatch.setitem(bench.REQUIRES, "torch_loop", "no_such_module_here")
     out = tmp_path / "r.json"
@@ -70,14 +71,14 @@ def test_a_missing_package_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
         err.count("\n") == 1
         and "--methods torch_loop needs no_such_module_here, which is not installed" in err
     )
-    monkeypatch.setitem(bench.INSTALL, "no_such_module_here", "pip install it")
+    monkeypatch.setitem(report.INSTALL, "no_such_module_here", "pip install it")
     monkeypatch.setattr(bd, "TASK_REQUIRES", "no_such_module_here")
     assert cli.main(["bench", "--task", "digits", "--quick"]) == 2
     err = capsys.readouterr().err
     assert (
         err
         == "jaxmom bench: error: --task digits needs scikit-learn, which is not installed: "
-        + bench.INSTALL["sklearn"]
+        + report.INSTALL["sklearn"]
         + "\n"
     )
     assert not out.exists()

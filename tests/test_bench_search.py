@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxmom
-from jaxmom import bench_search
+from jaxmom.bench import _search as bench_search
 from jaxmom.cli import main as cli_main
 
 pytest.importorskip("sklearn")

@@ -12,8 +12,8 @@ import optax
 import pytest
 
 import jaxmom
-from jaxmom._paths import _umask
-from jaxmom.store import Lock
+from jaxmom.common import umask
+from jaxmom.results import Lock
 
 GRID = {"beta": [0.0, 0.5, 0.9], "learning_rate": [0.1, 1.0], "steps": [3, 10]}
 SEEDS = [0, 7]
@@ -140,7 +140,7 @@ def test_the_store_reads_lazily_slice_by_slice(swept, data, tmp_path):
     np.testing.assert_array_equal(lazy[1, :, 0], swept["loss"][1, :, 0])
     np.testing.assert_array_equal(lazy[[2, 0], 1, ..., 3], swept["loss"][[2, 0], 1, ..., 3])
     np.testing.assert_array_equal(np.asarray(lazy), swept["loss"])
-    assert (out / "zarr.json").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (out / "zarr.json").stat().st_mode & 0o777 == 0o666 & ~umask()
 
 
 def test_a_store_in_use_is_refused_and_a_killed_owner_frees_it(data, tmp_path):

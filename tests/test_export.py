@@ -8,10 +8,9 @@ import optax
 import pytest
 
 import jaxmom
-from jaxmom import training
-from jaxmom.blocks import block_program
-from jaxmom.chapter_sweep import chapter_train_fn
-from jaxmom.tasks import DIGITS_LOSS, digits_model
+from jaxmom.chapter import DIGITS_LOSS, chapter_train_fn, digits_model
+from jaxmom.chapter import _train as training
+from jaxmom.engine._blocks import block_program
 
 PLATFORMS = ["cuda", "tpu"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jaxmom
-from jaxmom import fused
+from jaxmom.chapter import _fused as fused
 
 EPOCHS = 2
 
@@ -49,7 +49,7 @@ def test_sweep_with_the_kernel_equals_sweep_with_xla():
                               record_every=every, **kw)  # fmt: skip
         for name in ("step_losses", "epoch_losses", "final_loss"):
             np.testing.assert_allclose(pallas[name], xla[name], rtol=1e-4)
-    assert jaxmom.chapter_sweep.resolve_kernel("auto") == "xla"  # no GPU here
+    assert jaxmom.chapter._sweep.resolve_kernel("auto") == "xla"  # no GPU here
     with pytest.raises(ValueError, match="kernel must be one of auto, xla, pallas"):
         jaxmom.sweep([0.9], kernel="triton")
 

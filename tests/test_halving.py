@@ -150,7 +150,7 @@ def test_mode_max_keeps_the_highest_and_hyperband_shares_the_trials(data):
     res = jaxmom.halving_sweep(TASK, TRIALS, seeds=[0], data=data, min_steps=4, max_steps=36,
                                brackets=3, metric="accuracy", progress=False)  # fmt: skip
     bracket, reached = res.rungs["bracket"], res.rungs["reached"]
-    sizes = jaxmom.halving.bracket_sizes(27, 3, 3, 3)
+    sizes = jaxmom.engine._halving.bracket_sizes(27, 3, 3, 3)
     assert [int((bracket == b).sum()) for b in range(3)] == sizes and sum(sizes) == 27
     for b, first in enumerate([4, 12, 36]):
         assert (reached[bracket == b] >= first).all()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxmom
-from jaxmom import blocks
+from jaxmom.engine import _blocks as blocks
 from tests.test_engine import _data
 from tests.test_halving import TASK
 

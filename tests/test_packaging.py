@@ -100,7 +100,7 @@ def test_jaxmom_imports_without_fcntl(tmp_path):
     code = (
         "import sys; sys.modules['fcntl'] = None\n"
         "import jaxmom, pathlib\n"
-        "from jaxmom.store import Lock\n"
+        "from jaxmom.results import Lock\n"
         "try:\n"
         "    Lock(pathlib.Path('.'))\n"
         "except RuntimeError as e:\n"

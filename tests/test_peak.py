@@ -3,7 +3,7 @@ spread, and the hardware's theoretical peak read from /proc/cpuinfo."""
 
 import pytest
 
-from jaxmom.peak import Peak, cpu_theoretical, theoretical
+from jaxmom.bench._peak import Peak, cpu_theoretical, theoretical
 
 EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import jaxmom
-from jaxmom import result as result_mod
+from jaxmom.results import _result as result_mod
 
 matplotlib.use("Agg")
 xr = pytest.importorskip("xarray")

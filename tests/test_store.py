@@ -181,7 +181,7 @@ def test_links_are_not_followed_and_a_writable_store_resumes_in_a_locked_folder(
     assert victim.read_text() == "mine"
     (path / ".lock").unlink()
     # a parent folder the user cannot write: a new store is refused, an existing one resumes
-    from jaxmom import _paths
+    from jaxmom.common import _paths
 
     parent = str(tmp_path.absolute())
     real = os.access
@@ -198,7 +198,7 @@ def test_links_are_not_followed_and_a_writable_store_resumes_in_a_locked_folder(
 def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(
     tmp_path, monkeypatch, capsys, error
 ):
-    from jaxmom.store import Store
+    from jaxmom.results import Store
 
     path = tmp_path / "s.zarr"
     argv = ["sweep", "--betas", "0:0.9:6", "--seeds", "1", "--epochs", "1", "--chunk-size", "2",
@@ -226,7 +226,7 @@ def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(
 
 
 def test_the_space_check_counts_file_system_blocks(tmp_path, monkeypatch):
-    from jaxmom import _sweep_checks
+    from jaxmom.engine import _checks as _sweep_checks
 
     real, fs_block = _sweep_checks.shutil.disk_usage, os.statvfs(tmp_path).f_frsize
     monkeypatch.setattr(
@@ -313,7 +313,7 @@ def test_a_garbage_status_chunk_is_one_line_and_repaired(tmp_path, capsys):
 def test_a_block_whose_runs_all_diverged_is_stored_and_never_run_again(tmp_path):
     """zarr skips a chunk that holds only its fill value (NaN) unless told not to: such a block
     would read as missing, and every resume would run it again."""
-    from jaxmom.integrity import damaged_blocks
+    from jaxmom.results import damaged_blocks
 
     def fn(hp, key):
         return {"loss": jnp.where(hp["a"] > 1, jnp.nan, hp["a"])}

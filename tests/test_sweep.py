@@ -15,8 +15,8 @@ import optax
 import pytest
 
 import jaxmom
-from jaxmom._paths import _umask
 from jaxmom.cli import main as cli_main
+from jaxmom.common import umask
 
 BETAS = [0.0, 0.6, 0.9]
 LRS = [0.01, 0.05]
@@ -85,7 +85,7 @@ def test_save_load_round_trip(small, tmp_path):
     assert rows[1].startswith("0.0,0.01,0,")
     small.plot(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
-    assert oct((tmp_path / "s.csv").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct((tmp_path / "s.csv").stat().st_mode & 0o777) == oct(0o666 & ~umask())
 
 
 def test_files_of_jaxmom_0_1_still_load(small, tmp_path):
@@ -353,7 +353,7 @@ def test_version_and_theory_in_float64(capsys):
 def test_every_flag_has_help():
     import argparse
 
-    from jaxmom.cli import _parser
+    from jaxmom.cli._main import _parser
 
     parser = _parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

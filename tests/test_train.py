@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import jaxmom
-from jaxmom.bench import torch_loop
+from jaxmom.bench._chapter import torch_loop
 
-train_mod = importlib.import_module("jaxmom.training")
+train_mod = importlib.import_module("jaxmom.chapter._train")
 
 
 def f32(v):
@@ -43,14 +43,14 @@ def test_batch_order_permutes_every_epoch_and_masks_the_partial_batch():
 
 def test_shuffle_is_uniform_and_the_same_under_vmap():
     # every permutation of 4 points equally often over 24,000 epochs (chi-square, 23 dof)
-    perms = np.asarray(jaxmom.data._permutations(jax.random.key(3), 4, 24_000))
+    perms = np.asarray(jaxmom.training._batches._permutations(jax.random.key(3), 4, 24_000))
     codes = (perms * np.array([64, 16, 4, 1])).sum(axis=1)
     counts = np.unique(codes, return_counts=True)[1]
     assert len(counts) == 24
     chi2 = float(((counts - 1000.0) ** 2 / 1000.0).sum())
     assert chi2 < 60.0  # p < 1e-4 above 56: only a biased shuffle fails
     # at the chapter's size the two sorts' keys rarely tie: the composition is no index sort
-    perms = np.asarray(jaxmom.data._permutations(jax.random.key(4), 1000, 64))
+    perms = np.asarray(jaxmom.training._batches._permutations(jax.random.key(4), 1000, 64))
     assert all(sorted(p.tolist()) == list(range(1000)) for p in perms)
     # vmapped over keys, each run's order is its own key's
     keys = jax.random.split(jax.random.key(5), 3)

@@ -1,0 +1,441 @@
+"""The chapter's task trained six ways, side by side in one process: ``jaxmom bench``.
+
+The task is the chapter's: its MLP (1 -> 20 -> 1), its 1000 points, batches of 32 with the
+last partial batch kept, 12 epochs (384 steps), momentum 0.8 at learning rate 0.01. Every
+method trains from the same initial weights on the same batches (seed 0's), so the methods
+do equal work; ``tests/test_bench.py`` checks that their losses agree.
+
+Methods:
+
+- ``torch_loop``: the chapter's program (``DataLoader``, ``nn.Module``, ``torch.optim.SGD``
+  with momentum, ``loss.item()`` every step), one run after another.
+- ``torch_func_vmap``: the best PyTorch practice for many models: parameters stacked as
+  ``torch.func.stack_module_state`` stacks them, ``vmap(grad_and_value(functional_call))``,
+  and the momentum update done in place on the stacked tensors, each model with its own beta.
+- ``optax_loop``: the usual JAX way, ``optax.sgd(momentum=...)`` in a jitted train step
+  (gradient by ``jax.value_and_grad``) called from a Python loop over host batches.
+- ``jaxmom_train``: one run as one compiled ``lax.scan`` (:func:`jaxmom.train`).
+- ``jaxmom_sweep``: many runs, vmapped and sharded over every device (:func:`jaxmom.sweep`).
+- ``jaxmom_sweep_autodiff``: the same runs with autodiff's gradient
+  (``jax.value_and_grad(mse_loss)``) in place of :func:`jaxmom.mse_value_and_grad`, through
+  :func:`jaxmom.grid_sweep`: what the hand-written gradient gains on this device.
+- ``jaxmom_sweep_pallas``: :func:`jaxmom.sweep` with ``kernel="pallas"``, the whole training
+  of a block of models fused into one Pallas kernel (:mod:`jaxmom.chapter._fused`). On a GPU or TPU
+  only: elsewhere the kernel runs interpreted, which is a test of its semantics, not a speed.
+
+``torch_loop``, ``optax_loop`` and ``jaxmom_train`` train one model at a time, so they are
+timed on one run (``models = 1``); their throughput does not change with the number of models.
+The vmapped methods are timed at each requested number of models.
+
+Report (JSON, ``format = "jaxmom.bench/1"``)::
+
+  {"format", "date" (ISO 8601, UTC), "device" {"platform", "kind", "count", "cpu", "cores"},
+   "versions" {"python", "jax", "jaxlib", "optax", "flax", "numpy", "torch"},
+   "task" {"steps", "batch_size", "n", "hidden", "lr", "beta"},
+   "peak_gflops" (a float32 matmul of ``matmul_size``, timed in the same run), "matmul_size",
+   "flops_per_model_step" (XLA's cost analysis of one compiled train step with autodiff's
+   gradient: the work every method does, whatever way it is computed),
+   "rows": [{"method", "models", "steps", "repeats", "seconds" (median, compilation
+             excluded), "compile_seconds" (first call minus the median: compilation and
+             warm-up), "model_steps_per_s", "ms_per_model", "flops_per_model_step",
+             "gflops", "fraction_of_peak"}, ...],
+   "ratios" {"<method>/<peer>": throughput ratio of the best row of each}, "skipped": [...]}
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxmom.bench import _report
+from jaxmom.bench._peak import Peak
+from jaxmom.bench._report import (
+    compiled_flops,
+    device_info,
+    installed,
+    markdown,
+    time_call,
+    versions,
+)
+from jaxmom.chapter import (
+    compiler_options,
+    fully_optimised,
+    make_dataset,
+    mse_loss,
+    seed_inputs,
+    sweep,
+    train,
+    train_scan,
+    train_step,
+)
+from jaxmom.engine import grid_sweep
+from jaxmom.optim import sgd_momentum
+
+FORMAT = "jaxmom.bench/1"
+METHODS = (
+    "torch_loop",
+    "torch_func_vmap",
+    "optax_loop",
+    "jaxmom_train",
+    "jaxmom_sweep",
+    "jaxmom_sweep_autodiff",
+    "jaxmom_sweep_pallas",
+)
+SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
+LR, BETA, EPOCHS = 0.01, 0.8, 12
+AUTODIFF = jax.value_and_grad(mse_loss)  # the usual way to get the step's loss and gradient
+
+
+def task():
+    """The shared inputs: seed 0's initial parameters and batch order, and the data set."""
+    params, order = seed_inputs(0, epochs=EPOCHS)
+    return params, order, make_dataset()
+
+
+def _betas(models: int) -> np.ndarray:
+    """One beta per model, spread around the chapter's 0.8 (so no two runs are the same)."""
+    return np.linspace(0.5, 0.95, models, dtype=np.float32) if models > 1 else np.array([BETA])
+
+
+# -- the PyTorch peers ---------------------------------------------------------------------
+
+
+def _torch_device(torch) -> str:
+    """PyTorch's device: its GPU where it has one (as JAX uses its own), else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_net(torch, params):
+    import torch.nn.functional as F
+
+    class Net(torch.nn.Module):  # the chapter's Net
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(1, 20)
+            self.predict = torch.nn.Linear(20, 1)
+
+        def forward(self, x):
+            return self.predict(F.relu(self.hidden(x)))
+
+    net = Net()
+    with torch.no_grad():
+        for name in ("hidden", "predict"):
+            layer = getattr(net, name)
+            layer.weight.copy_(torch.tensor(np.asarray(params[name]["kernel"]).T))
+            layer.bias.copy_(torch.tensor(np.asarray(params[name]["bias"])))
+    return net.to(_torch_device(torch))
+
+
+def torch_loop(params, order, data, lr=LR, beta=BETA, nesterov=False) -> np.ndarray:
+    """The chapter's section 5.5.2 program on jaxmom's batches: its step losses, ``[steps]``.
+
+    ``DataLoader`` over a ``TensorDataset`` (fed ``order``'s batches, so the shuffle is
+    jaxmom's), ``Net``, ``MSELoss``, ``torch.optim.SGD(momentum=beta)``, ``loss.item()``.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    net = _torch_net(torch, params)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=beta, nesterov=nesterov)
+    loss_func = torch.nn.MSELoss()
+    x, y = (torch.tensor(np.asarray(a), device=_torch_device(torch)) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    batches = [i[m].tolist() for i, m in zip(idx, mask, strict=True)]
+    loader = DataLoader(TensorDataset(x, y), batch_sampler=batches)
+    losses = []
+    for b_x, b_y in loader:
+        loss = loss_func(net(b_x), b_y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+def torch_func_vmap(params, order, data, betas, lr=LR) -> np.ndarray:
+    """``len(betas)`` models at once with ``torch.func``: step losses ``[models, steps]``.
+
+    Every model starts from ``params`` (as runs of one seed do in :func:`jaxmom.sweep`) and
+    has its own beta; the update is ``v <- g + beta v; p <- p - lr v`` (``torch.optim.SGD``'s).
+    """
+    import torch
+    from torch.func import functional_call, grad_and_value, vmap
+
+    base = _torch_net(torch, params)
+    m = len(betas)
+    # what torch.func.stack_module_state returns for m copies of ``base``, without m modules
+    stacked = {k: v.detach().expand(m, *v.shape).clone() for k, v in base.named_parameters()}
+    base = base.to("meta")
+    dev = _torch_device(torch)
+    beta = torch.tensor(np.asarray(betas, np.float32), device=dev)
+
+    def loss_fn(p, xb, yb):
+        return torch.nn.functional.mse_loss(functional_call(base, p, (xb,)), yb)
+
+    step = vmap(grad_and_value(loss_fn), in_dims=(0, None, None))
+    velocity = {k: torch.zeros_like(v) for k, v in stacked.items()}
+    b = {k: beta.view(m, *([1] * (v.ndim - 1))) for k, v in stacked.items()}
+    x, y = (torch.tensor(np.asarray(a), device=dev) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    batches = [torch.tensor(i[k], device=dev) for i, k in zip(idx, mask, strict=True)]
+    losses = []
+    with torch.no_grad():
+        for bi in batches:
+            grads, loss = step(stacked, x[bi], y[bi])
+            for k, p in stacked.items():
+                velocity[k].mul_(b[k]).add_(grads[k])
+                p.sub_(lr * velocity[k])
+            losses.append(loss)
+    return torch.stack(losses, dim=1).cpu().numpy()
+
+
+# -- the JAX ways ----------------------------------------------------------------------------
+
+
+def _jit_step(opt):
+    """One jitted :func:`jaxmom.train_step` of ``opt`` with autodiff's gradient, as users write it.
+
+    It is also the step whose flops define the work (``flops_per_model_step``), so the count
+    does not depend on how jaxmom's own step is written.
+    """
+    return jax.jit(functools.partial(train_step, opt, value_and_grad=AUTODIFF))
+
+
+@functools.cache
+def _optax_setup(lr, beta):
+    """``optax.sgd`` and its jitted step, built once per (lr, beta) as a user's loop would."""
+    opt = optax.sgd(lr, momentum=beta)
+    return opt, _jit_step(opt)
+
+
+@functools.cache
+def _jaxmom_opt(lr, beta):
+    """One optimizer object per (lr, beta): its tracing is cached, as a user's would be."""
+    return sgd_momentum(jnp.float32(lr), jnp.float32(beta))
+
+
+def optax_loop(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
+    """The usual JAX way: ``optax.sgd`` in a jitted step, called per batch from Python."""
+    opt, step = _optax_setup(lr, beta)
+    x, y = (np.asarray(a) for a in data)
+    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
+    state = opt.init(params)
+    losses = []
+    for i, m in zip(idx, mask, strict=True):
+        params, state, loss = step(params, state, x[i], y[i], m)
+        losses.append(loss)
+    return np.asarray(jnp.stack(losses))
+
+
+def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
+    """One run as one compiled scan: :func:`jaxmom.train`'s step losses."""
+    opt = _jaxmom_opt(lr, beta)
+    res = train(opt, params=params, order=order, data=data)
+    return np.asarray(res.step_losses)
+
+
+def jaxmom_sweep(betas, lr=LR, kernel: str = "xla") -> np.ndarray:
+    """:func:`jaxmom.sweep` over ``betas`` at seed 0: step losses ``[models, steps]``."""
+    with fully_optimised():  # the steady state
+        res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False,
+                    kernel=kernel)  # fmt: skip
+    return res.step_losses[:, 0, 0]
+
+
+@functools.cache
+def _autodiff_train_fn():
+    """Seed 0's run of the chapter's task as a ``grid_sweep`` train_fn, autodiff's gradient."""
+    params, order, data = task()
+
+    def train_fn(hp, key):
+        opt = sgd_momentum(hp["lr"], hp["beta"])
+        res = train_scan(opt, params, order, data, EPOCHS, value_and_grad=AUTODIFF)
+        return {"loss": res.step_losses}
+
+    return train_fn
+
+
+def jaxmom_sweep_autodiff(betas, lr=LR) -> np.ndarray:
+    """:func:`jaxmom_sweep`'s runs with autodiff's gradient: step losses ``[models, steps]``."""
+    grid = {"beta": np.asarray(betas, np.float32), "lr": np.asarray([lr], np.float32)}
+    out = grid_sweep(
+        _autodiff_train_fn(), grid, (0,), progress=False, compiler_options=compiler_options()
+    )
+    return out["loss"][:, 0, 0]
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def flops_per_model_step(params, order, data) -> float:
+    """XLA's cost analysis of one compiled step of the chapter's training, for one model."""
+    opt = _jaxmom_opt(LR, BETA)
+    x, y = data
+    idx = order.indices[0]
+    return compiled_flops(
+        _jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
+    )
+
+
+def _torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return f"{torch.__version__} ({_torch_device(torch)})"
+
+
+#: The optional package each peer needs (the other methods need only jaxmom's dependencies).
+REQUIRES = {"torch_loop": "torch", "torch_func_vmap": "torch"}
+
+
+def run(
+    models: Sequence[int] = (1, 16, 256, 1024, 4096),
+    methods: Sequence[str] = METHODS,
+    *,
+    repeats: int = 5,
+    matmul_size: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """Times ``methods`` on the chapter's task and returns the report (see the module doc).
+
+    Args:
+      models: numbers of models for the vmapped methods (the others train one model).
+      methods: a subset of :data:`METHODS`; the torch ones are skipped without PyTorch.
+      repeats: timed calls per row (after one untimed call that compiles and warms up).
+      matmul_size: side of the peak-measuring matmul (default 2048 on a CPU, 8192 otherwise).
+      log: where progress lines go (``None``: silent).
+    """
+    models = sorted({int(m) for m in models})
+    if not models or models[0] < 1:
+        raise ValueError(f"models must be positive integers, got {models}")
+    check_methods(methods)
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    say = log or (lambda s: None)
+    torch_version = _torch_version()
+    methods, skipped = installed(methods, REQUIRES, say)
+
+    params, order, data = task()
+    steps = int(order.indices.shape[0])
+    size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
+    peak = Peak(size)
+    flops = flops_per_model_step(params, order, data)
+    device = device_info()
+    say(f"device: {device['kind']} x{device['count']}; matmul peak {peak.sample():.1f} GFLOP/s "
+        f"(sampled again between methods); {flops:.0f} flops per model step")  # fmt: skip
+
+    calls = {
+        "torch_loop": lambda n: lambda: torch_loop(params, order, data),
+        "optax_loop": lambda n: lambda: optax_loop(params, order, data),
+        "jaxmom_train": lambda n: lambda: jaxmom_train(params, order, data),
+        "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, _betas(n)),
+        "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(_betas(n)),
+        "jaxmom_sweep_autodiff": lambda n: lambda: jaxmom_sweep_autodiff(_betas(n)),
+        "jaxmom_sweep_pallas": lambda n: lambda: jaxmom_sweep(_betas(n), kernel="pallas"),
+    }
+    if "jaxmom_sweep_pallas" in methods and jax.default_backend() not in ("gpu", "tpu"):
+        methods = [m for m in methods if m != "jaxmom_sweep_pallas"]
+        skipped.append("jaxmom_sweep_pallas")
+        say("skipped jaxmom_sweep_pallas: off a GPU or TPU the kernel is interpreted")
+        if not methods:
+            raise ValueError("jaxmom_sweep_pallas is timed on a GPU or TPU only (here the "
+                             "kernel would run interpreted)")  # fmt: skip
+    rows = []
+    for method in methods:
+        for n in [1] if method in SINGLE_RUN else models:
+            seconds, compile_s = time_call(calls[method](n), repeats)
+            rate = n * steps / seconds
+            rows.append({
+                "method": method, "models": n, "steps": steps, "repeats": repeats,
+                "seconds": seconds, "compile_seconds": compile_s, "model_steps_per_s": rate,
+                "ms_per_model": 1e3 * seconds / n, "flops_per_model_step": flops,
+                "gflops": rate * flops / 1e9,
+            })  # fmt: skip
+            say(f"{method:16s} {n:6d} models  {seconds:9.4f} s  {rate:12.4g} model-steps/s")
+        peak.sample()  # between methods: the peak is the best of the whole run
+    for r in rows:
+        r["fraction_of_peak"] = r["gflops"] / peak.gflops
+
+    best = {}
+    for r in rows:
+        if r["model_steps_per_s"] > best.get(r["method"], 0):
+            best[r["method"]] = r["model_steps_per_s"]
+    pairs = [
+        (a, b)
+        for a in ("jaxmom_sweep", "jaxmom_train")
+        for b in ("torch_loop", "torch_func_vmap", "optax_loop")
+    ]
+    pairs += [("jaxmom_sweep", "jaxmom_sweep_autodiff"), ("jaxmom_sweep_pallas", "jaxmom_sweep")]
+    ratios = {f"{a}/{b}": best[a] / best[b] for a, b in pairs if a in best and b in best}
+    return {
+        "format": FORMAT,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": device,
+        "versions": versions(torch_version),
+        "task": {
+            "steps": steps,
+            "batch_size": int(order.indices.shape[1]),
+            "n": 1000,
+            "hidden": 20,
+            "lr": LR,
+            "beta": BETA,
+        },
+        "peak_gflops": peak.gflops,
+        "peak": peak.report(),
+        "matmul_size": size,
+        "flops_per_model_step": flops,
+        "rows": rows,
+        "ratios": ratios,
+        "skipped": skipped,
+    }
+
+
+def table(report: dict) -> str:
+    """The report's rows as a Markdown table, and its ratios."""
+    header = ["method", "models", "seconds", "compile s", "model-steps/s", "ms/model",
+              "GFLOP/s", "of peak"]  # fmt: skip
+    rows = [
+        [r["method"], str(r["models"]), f"{r['seconds']:.4f}", f"{r['compile_seconds']:.2f}",
+         f"{r['model_steps_per_s']:.3g}", f"{r['ms_per_model']:.4g}", f"{r['gflops']:.3g}",
+         f"{100 * r['fraction_of_peak']:.2f}%"]
+        for r in report["rows"]
+    ]  # fmt: skip
+    return markdown(header, rows, report["ratios"])
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    _report.check_methods(methods, METHODS)
+
+
+def missing(methods: Sequence[str]) -> dict[str, str]:
+    """``{method: package}`` for each of ``methods`` whose optional package is not installed."""
+    return _report.missing(methods, REQUIRES)
+
+
+def plot(report: dict, path: str | os.PathLike) -> Path:
+    """Throughput against the number of models, log-log, a line per method."""
+    return _report.plot(report, path, methods=METHODS)
+
+
+write = _report.write  # the report as JSON, atomically
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Reads a report written by :func:`write`; a clear error if it is not one."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read a bench report from {path}: {e}") from e
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} report")
+    return report

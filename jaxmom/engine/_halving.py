@@ -1,0 +1,291 @@
+"""Successive halving and Hyperband inside compiled programs, on the one sweep engine.
+
+Every trial is trained, with all of its seeds, to a first rung of ``min_steps`` steps and
+evaluated; the trials are ranked by the metric's mean over seeds (a diverged run or a
+non-finite value ranks last and never goes on); the best ``1/eta`` go on to ``eta`` times the
+steps, and so on up to ``max_steps``. A rung is one run of the engine over the trials still
+running: the survivors' states are gathered into a dense table first, so a rung costs what its
+survivors cost. ``brackets > 1`` is Hyperband: the trials are shared among
+brackets that start at later rungs with fewer trials each (as Li et al. 2018 share a budget).
+
+With ``out=PATH`` every rung is a store (``PATH/b{bracket}_r{rung}.zarr``) holding each run's
+state and metrics: a kill at any moment resumes, by the same call, from the last stored block,
+and a finished rung is read, not run again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmom.common import check_parent, check_positive_int
+from jaxmom.engine._checks import _check_trials, check_seeds, output_shapes
+from jaxmom.engine._sweeps import Options, run_sweep
+from jaxmom.results import Points, SweepResult, metric_mode
+from jaxmom.training import Task
+
+
+def rung_steps(min_steps: int, max_steps: int, eta: int) -> list[int]:
+    """The steps of each rung: ``min_steps * eta**i`` below ``max_steps``, then ``max_steps``."""
+    steps = [min_steps]
+    while steps[-1] * eta < max_steps:
+        steps.append(steps[-1] * eta)
+    return steps if steps[-1] == max_steps else [*steps, max_steps]
+
+
+def bracket_sizes(n: int, rungs: int, brackets: int, eta: int) -> list[int]:
+    """How many of ``n`` trials each bracket starts with: bracket ``b`` starts at rung ``b``
+    with Hyperband's share ``eta**s / (s + 1)`` (``s = rungs - 1 - b`` halvings to come)."""
+    share = np.array([eta ** (rungs - 1 - b) / (rungs - b) for b in range(brackets)])
+    sizes = np.maximum(1, np.floor(n * share / share.sum())).astype(int)
+    sizes[0] += n - sizes.sum()
+    return sizes.tolist()
+
+
+def halving_sweep(
+    task: Task,
+    trials: Mapping[str, Sequence],
+    seeds: Sequence[int] = (0,),
+    *,
+    data=None,
+    min_steps: int,
+    max_steps: int,
+    eta: int = 3,
+    brackets: int = 1,
+    metric: str,
+    mode: str | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    chunk_size: int | None = None,
+) -> SweepResult:
+    """Successive halving (``brackets=1``) or Hyperband over a table of trials.
+
+    Args:
+      task: a :class:`jaxmom.Task` (e.g. :func:`jaxmom.nnx_task`).
+      trials: a table (name -> 1-D values of one length), e.g. from :func:`jaxmom.sample`; a
+        grid goes through :func:`jaxmom.product`.
+      seeds: the seeds every trial runs with; a trial is ranked by its mean over them.
+      data: passed to the task's functions.
+      min_steps, max_steps: the first rung's steps and the last's.
+      eta: each rung keeps the best ``1/eta`` of its trials (at least one) and trains them
+        ``eta`` times as many steps.
+      brackets: 1 for successive halving; more for Hyperband (at most the number of rungs).
+      metric: an output of ``task.evaluate``, one scalar per run, that ranks the trials.
+      mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
+      out: a folder for the rungs' stores; the same call resumes it.
+      progress: a progress bar per rung.
+      chunk_size: runs per compiled call (see :func:`jaxmom.grid_sweep`).
+
+    Returns:
+      A :class:`jaxmom.SweepResult` over ``trial`` (the table's columns as coordinates):
+      ``res[name]`` holds ``evaluate``'s outputs at ``max_steps`` for the trials that got
+      there and NaN for the pruned; ``res.rungs`` the decisions: ``steps`` [rungs],
+      ``reached`` [trial] (the steps each trial trained), ``bracket`` [trial] and ``metric``
+      [trial, rung, seed] (NaN where a trial did not reach a rung).
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a jaxmom.Task (e.g. jaxmom.nnx_task), got {task!r}")
+    table = _check_trials(trials)
+    seeds = check_seeds(seeds)
+    min_steps = check_positive_int(min_steps, "min_steps")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    eta = check_positive_int(eta, "eta", minimum=2)
+    if max_steps < min_steps:
+        raise ValueError(f"max_steps={max_steps} must be >= min_steps={min_steps}")
+    steps = rung_steps(min_steps, max_steps, eta)
+    brackets = check_positive_int(brackets, "brackets")
+    if brackets > len(steps):
+        raise ValueError(
+            f"brackets={brackets} is more than the {len(steps)} rungs of {steps} steps"
+        )
+    mode = metric_mode(metric, mode)
+    t0 = time.perf_counter()
+    points = Points.table(table)
+    n = points.n
+    shapes, like = _check_metric(task, table, data, metric, steps[0])
+    if out is not None:
+        record = dict(points.spec()["trials"], seeds=seeds.tolist(), steps=steps,
+                      eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
+        _claim(check_halving_path(out), record)
+    schedule = _Schedule(
+        task, seeds, data, steps, eta, metric, sign=-1.0 if mode == "max" else 1.0, like=like,
+        metrics=[f"metrics/{k}" for k in shapes], out=None if out is None else Path(out),
+        progress=progress, chunk_size=chunk_size,
+    )  # fmt: skip
+    final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
+    record = np.full((n, len(steps), len(seeds)), np.nan)
+    reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    diverged = np.zeros((n, len(seeds)), bool)
+    start = 0
+    for b, size in enumerate(bracket_sizes(n, len(steps), brackets, eta)):
+        rows = np.arange(start, start + size)
+        start += size
+        bracket_of[rows] = b
+        for rung, alive, res in schedule.run(b, {k: v[rows] for k, v in table.items()}):
+            ids = rows[alive]
+            record[ids, rung] = res[f"metrics/{metric}"]
+            reached[ids] = steps[rung]
+            diverged[ids] = res.diverged
+            if rung == len(steps) - 1:
+                for k in final:
+                    final[k][ids] = res[f"metrics/{k}"]
+    meta = {"settings": schedule.settings(brackets), "halving": True}
+    meta["wall_seconds"] = time.perf_counter() - t0
+    result = SweepResult(
+        points.axes, seeds, final, diverged, np.ones_like(diverged), meta,
+        trials=table,
+    )  # fmt: skip
+    result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
+    result.rungs["metric"] = record
+    return result
+
+
+#: The file that marks a folder as a halving sweep's, with what defines the sweep.
+MARK = "halving.json"
+
+
+def check_halving_path(path, name: str = "out") -> Path:
+    """``path`` as a ``Path`` if a halving sweep can be started or resumed there: a new folder
+    in a writable one, or a folder a halving sweep wrote (``halving.json``)."""
+
+    path = Path(path)
+    if not path.exists():
+        check_parent(path, name)
+    elif not path.is_dir() or (any(path.iterdir()) and not (path / MARK).is_file()):
+        raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
+    return path
+
+
+def _claim(path: Path, record: dict) -> None:
+    """Writes ``halving.json``, or checks that the one there holds the same sweep."""
+    import json
+
+    mark = path / MARK
+    if mark.is_file():
+        try:
+            held = json.loads(mark.read_text())
+        except ValueError:
+            held = {}
+        differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
+        if differ:
+            raise ValueError(
+                f"{str(path)!r} holds a halving sweep with other settings (differing: "
+                f"{', '.join(differ)}); use another path, or delete it to start over"
+            )
+        return
+    path.mkdir(exist_ok=True)
+    tmp = path / f".{MARK}.partial"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, mark)
+
+
+def _check_metric(task, table, data, metric, steps):
+    """``evaluate``'s output shapes (by name, as the engine names them) and the state's types,
+    traced (no compute); ``metric`` must be one scalar output per run."""
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
+    shapes, _ = output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None)
+    scalars = [k for k, s in shapes.items() if s.shape == ()]
+    if metric not in scalars:
+        raise ValueError(
+            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
+        )
+    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    return shapes, like
+
+
+@dataclass
+class _Schedule:
+    """The rungs of one bracket: which trials run, from which states, to how many steps.
+    ``like``: the task state's types; ``metrics``: the outputs whose non-finite values mark a
+    diverged run; ``sign``: -1 to maximise ``metric``."""
+
+    task: Task
+    seeds: np.ndarray
+    data: object
+    steps: list[int]
+    eta: int
+    metric: str
+    sign: float
+    like: object
+    metrics: list[str]
+    out: Path | None = None
+    progress: bool = True
+    chunk_size: int | None = None
+
+    def settings(self, brackets: int) -> dict:
+        return dict(steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign,
+                    brackets=brackets)  # fmt: skip
+
+    def run(self, bracket: int, table: dict):
+        """Yields ``(rung, alive, result)`` for each rung of the bracket that runs: ``alive``
+        the positions in ``table`` of the trials it ran."""
+        alive = np.arange(len(next(iter(table.values()))))
+        carry, done = None, 0
+        for rung in range(bracket, len(self.steps)):
+            resume, has_data = carry is not None, self.data is not None
+            fn = _rung_fn(self.task, self.steps[rung] - done, self.like, resume, has_data)
+            options = Options(
+                data=self.data, chunk_size=self.chunk_size, progress=self.progress, carry=carry,
+                check_finite=self.metrics,
+                out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
+                settings=dict(self.settings(0), bracket=bracket, rung=rung),
+            )  # fmt: skip
+            points = Points.table({k: v[alive] for k, v in table.items()})
+            res = run_sweep(fn, points, self.seeds, options)
+            yield rung, alive, res
+            if rung == len(self.steps) - 1:
+                return
+            keep = self._survivors(res)
+            if not len(keep):
+                return
+            names = [k for k in res.outputs if k.startswith("state/")]
+            tree = jax.tree.structure(self.like)
+            carry = jax.tree.unflatten(tree, [np.asarray(res.outputs[k][keep]) for k in names])
+            alive, done = alive[keep], self.steps[rung]
+
+    def _survivors(self, res) -> np.ndarray:
+        """The best ``1/eta`` trials (at least one) among those with every seed finite."""
+        value = self.sign * np.asarray(res[f"metrics/{self.metric}"], np.float64)
+        score = value.mean(-1)
+        score[~np.isfinite(score) | res.diverged.any(-1)] = np.inf
+        k = max(1, len(score) // self.eta)
+        best = np.argsort(score, kind="stable")[:k]
+        return np.sort(best[np.isfinite(score[best])])
+
+
+def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):
+    """``(hp, key[, data][, state]) -> {"state": state, "metrics": evaluate}``: a new run, or
+    the stored ``state`` (of the types of ``like``), advanced ``steps`` steps. PRNG keys are
+    stored as their key data, and every leaf goes back in its own dtype."""
+
+    def fn(hp, key, *args):
+        data = args[0] if has_data else None
+        if resume:
+            state = jax.tree.map(_restore, like, args[-1])
+        else:
+            state = task.init(hp, key, data)
+        state = task.advance(state, hp, data, steps)
+        return {"state": jax.tree.map(_storable, state), "metrics": task.evaluate(state, hp, data)}
+
+    fn.__qualname__ = f"halving rung of {steps} steps"
+    return fn
+
+
+def _storable(a):
+    return jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a
+
+
+def _restore(like, a):
+    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
+        impl = getattr(like.dtype, "_impl", None)
+        return jax.random.wrap_key_data(a.astype(jnp.uint32), impl=impl)
+    return a.astype(like.dtype)

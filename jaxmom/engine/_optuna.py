@@ -1,0 +1,139 @@
+"""Optuna's samplers, in batches: :func:`optuna_sweep` asks a study for a batch of trials,
+runs the batch as one :func:`jaxmom.trial_sweep` (one compiled program for every batch), and
+tells every value back, so the study's sampler (TPE, QMC, CMA-ES, ...), its storage,
+``trials_dataframe()``, Optuna's plots and optuna-dashboard see every trial.
+
+Optuna is optional (``pip install 'jaxmom[bench]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from jaxmom.common import check_positive_int
+from jaxmom.engine._checks import output_shapes
+from jaxmom.engine._spaces import Choice, IntUniform, LogUniform, Uniform, check_space
+from jaxmom.engine._sweeps import trial_sweep
+from jaxmom.training import Task
+
+INSTALL = "pip install 'jaxmom[bench]'"
+
+
+def distributions(space: Mapping) -> dict:
+    """A jaxmom search space as Optuna distributions, by name."""
+    import optuna.distributions as od
+
+    check_space(space)
+    out = {}
+    for name, dim in space.items():
+        if isinstance(dim, LogUniform):
+            out[name] = od.FloatDistribution(dim.low, dim.high, log=True)
+        elif isinstance(dim, Uniform):
+            out[name] = od.FloatDistribution(dim.low, dim.high)
+        elif isinstance(dim, IntUniform):
+            out[name] = od.IntDistribution(dim.low, dim.high)
+        elif isinstance(dim, Choice):
+            out[name] = od.CategoricalDistribution(list(dim.values))
+    return out
+
+
+def optuna_sweep(
+    study,
+    task_or_train_fn: Task | Callable,
+    space: Mapping,
+    n_trials: int,
+    *,
+    batch_size: int = 256,
+    seeds: Sequence[int] = (0,),
+    data=None,
+    metric: str,
+    steps: int | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+):
+    """Runs ``n_trials`` trials of ``study``'s own sampler, ``batch_size`` at a time.
+
+    Args:
+      study: an ``optuna.Study``; its direction says whether ``metric`` is minimised.
+      task_or_train_fn: a :class:`jaxmom.Task` (trained ``steps`` steps) or a train function
+        of :func:`jaxmom.trial_sweep`.
+      space: name -> :class:`jaxmom.Uniform`, ``LogUniform``, ``IntUniform`` or ``Choice``.
+      n_trials: trials in all.
+      batch_size: trials asked, run and told together (the sampler sees the values of the
+        batches before, as a parallel Optuna study does).
+      seeds: every trial runs with each; its value is the metric's mean over them.
+      data, chunk_size: as :func:`jaxmom.trial_sweep`'s.
+      metric: a scalar output, the value told to the study.
+      steps: the steps of a Task's run.
+      progress: a progress bar over the trials.
+
+    Returns:
+      ``study``, with ``n_trials`` more trials: the value of each, or state FAIL for a run that
+      diverged (its seeds' values are kept in the trial's user attribute ``values``).
+    """
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError(f"optuna_sweep needs optuna, which is not installed: {INSTALL}") from None
+
+    n_trials = check_positive_int(n_trials, "n_trials")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    dists = distributions(space)
+    if isinstance(task_or_train_fn, Task):
+        if steps is None:
+            raise ValueError("a Task needs steps=: how many steps each trial trains")
+        train_fn = task_or_train_fn.train_fn(steps)
+    elif callable(task_or_train_fn):
+        train_fn = task_or_train_fn
+    else:
+        raise TypeError(f"task_or_train_fn must be a jaxmom.Task or a train function, got "
+                        f"{task_or_train_fn!r}")  # fmt: skip
+    _check_metric(train_fn, dists, data, metric)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_trials, unit="trial", desc="optuna_sweep")
+    done = 0
+    while done < n_trials:
+        k = min(batch_size, n_trials - done)
+        trials = [study.ask(dists) for _ in range(k)]
+        table = {n: np.array([t.params[n] for t in trials]) for n in dists}
+        # the last batch padded to the others' size: one compiled program for all
+        table = {
+            n: np.concatenate([v, np.repeat(v[-1:], batch_size - k)]) for n, v in table.items()
+        }
+        res = trial_sweep(train_fn, table, seeds, data=data, chunk_size=chunk_size, progress=False)
+        values = np.asarray(res[metric], np.float64)[:k]
+        bad = res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1)
+        for t, v, b in zip(trials, values, bad, strict=True):
+            t.set_user_attr("values", v.tolist())
+            if b:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(t, float(v.mean()))
+        done += k
+        if bar is not None:
+            bar.update(k)
+    if bar is not None:
+        bar.close()
+    return study
+
+
+def _check_metric(train_fn, dists, data, metric: str) -> None:
+    """``metric`` must be a scalar output of one run: traced, not run."""
+    import jax
+    import optuna.distributions as od
+
+    def dtype(d):
+        if isinstance(d, od.CategoricalDistribution):
+            return np.asarray(d.choices).dtype
+        return np.int64 if isinstance(d, od.IntDistribution) else np.float64
+
+    hp_dtypes = {n: jax.dtypes.canonicalize_dtype(dtype(d)) for n, d in dists.items()}
+    shapes, _ = output_shapes(train_fn, hp_dtypes, data, data is not None)
+    scalars = [k for k, v in shapes.items() if v.shape == ()]
+    if metric not in scalars:
+        raise ValueError(f"metric must be a scalar output of the runs ({scalars}), got {metric!r}")
