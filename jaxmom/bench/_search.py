@@ -29,67 +29,34 @@ the best accuracy against time for the figure.
 from __future__ import annotations
 
 import datetime
-import functools
 import time
 from collections.abc import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxmom.bench import _report as bench
-from jaxmom.chapter import MLP
+from jaxmom.bench._search_task import (
+    METRIC,
+    SPACE,
+    Plan,
+    optuna_sweep_peer,
+    optuna_tpe,
+    setup,
+    steps_per_epoch,
+)
 from jaxmom.common import atomic_path
 from jaxmom.engine import (
     LogUniform,
-    Uniform,
     halving_sweep,
-    optuna_sweep,
     product,
     sample,
     trial_sweep,
 )
-from jaxmom.optim import sgd_momentum
-from jaxmom.training import accuracy, load_digits, nnx_task
 
 FORMAT = "jaxmom.bench_search/1"
 METHODS = ("exhaustive", "random", "halving", "hyperband", "optuna_tpe", "optuna_sweep")
 OPTIONAL = {"optuna_tpe": "optuna", "optuna_sweep": "optuna"}
 TASK_REQUIRES = "sklearn"
-SPACE = {"beta": Uniform(0.0, 0.99), "learning_rate": LogUniform(1e-3, 3.0),
-         "weight_decay": LogUniform(1e-5, 1e-1)}  # fmt: skip
-METRIC = "test_accuracy"  # evaluate's held-out accuracy: here, on the validation split
-LOSS = optax.softmax_cross_entropy_with_integer_labels
-
-
-class Plan:
-    """The sizes of a run: ``quick`` for tests (27 configurations, 3 epochs)."""
-
-    def __init__(self, quick: bool = False, configs: int | None = None):
-        self.configs = configs or (27 if quick else 729)
-        self.epochs, self.hidden = (3, 16) if quick else (30, 64)
-        self.seeds, self.batch = (0, 1), 32
-        self.min_steps = 4 if quick else 38
-
-
-def optimizer(beta, learning_rate, weight_decay):
-    return sgd_momentum(learning_rate, beta, weight_decay=weight_decay)
-
-
-@functools.cache
-def setup(hidden: int):
-    """The task and the data: ``(task, (train, val), (train, test))``."""
-    x, y, x_test, y_test = load_digits()
-    n = x.shape[0] - 360
-    task = nnx_task(lambda rngs: MLP(64, hidden, 10, rngs=rngs), LOSS, optimizer,
-                    batch_size=32, metrics={"accuracy": accuracy})  # fmt: skip
-    return task, (x[:n], y[:n], x[n:], y[n:]), (x[:n], y[:n], x_test, y_test)
-
-
-def _steps_per_epoch(plan: Plan) -> int:
-    """Batches in an epoch of the training split (the last partial one kept)."""
-    return -(-setup(plan.hidden)[1][0].shape[0] // plan.batch)
 
 
 def _grid(configs: int) -> dict:
@@ -111,7 +78,7 @@ def _best(table: dict, values: np.ndarray) -> tuple[dict, float]:
 
 def _sweep(plan: Plan, table: dict) -> dict:
     task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * _steps_per_epoch(plan)
+    steps = plan.epochs * steps_per_epoch(plan)
     res = trial_sweep(task.train_fn(steps), table, plan.seeds, data=val, progress=False)
     config, best = _best(table, np.asarray(res[METRIC]))
     n = len(next(iter(table.values())))
@@ -120,7 +87,7 @@ def _sweep(plan: Plan, table: dict) -> dict:
 
 def _halving(plan: Plan, table: dict, brackets: int) -> dict:
     task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * _steps_per_epoch(plan)
+    steps = plan.epochs * steps_per_epoch(plan)
     res = halving_sweep(task, table, plan.seeds, data=val, min_steps=plan.min_steps,
                         max_steps=steps, brackets=brackets, metric=METRIC, mode="max",
                         progress=False)  # fmt: skip
@@ -129,89 +96,10 @@ def _halving(plan: Plan, table: dict, brackets: int) -> dict:
     return dict(config=config, val=best, model_steps=spent)
 
 
-@functools.cache
-def _step_fns(hidden: int):
-    """A careful Optuna user's training: a jitted step and a jitted evaluation, the
-    hyperparameters as arguments (compiled once for every trial), both seeds vmapped."""
-    task, _, _ = setup(hidden)
-    init = jax.jit(jax.vmap(task.init, in_axes=(None, 0, None)))
-    step = jax.jit(jax.vmap(lambda s, hp, d: task.advance(s, hp, d, 1), in_axes=(0, None, None)))
-    score = jax.jit(jax.vmap(lambda s, hp, d: task.evaluate(s, hp, d)[METRIC],
-                             in_axes=(0, None, None)))  # fmt: skip
-    return init, step, score
-
-
-def _optuna_tpe(plan: Plan) -> dict:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _, val, _ = setup(plan.hidden)
-    init, step, score = _step_fns(plan.hidden)
-    spe = _steps_per_epoch(plan)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(plan.seeds))
-    spent = [0]
-
-    def objective(trial):
-        hp = {
-            "beta": trial.suggest_float("beta", 0.0, 0.99),
-            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3.0, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
-        }
-        hp = {k: jnp.float32(v) for k, v in hp.items()}  # fmt: skip
-        state = init(hp, keys, val)
-        value = float("nan")
-        for e in range(plan.epochs):
-            for _ in range(spe):
-                state = step(state, hp, val)
-            spent[0] += len(plan.seeds) * spe
-            value = float(np.mean(score(state, hp, val)))
-            trial.report(value if np.isfinite(value) else 0.0, e)
-            if not np.isfinite(value) or trial.should_prune():
-                raise optuna.TrialPruned()
-        return value
-
-    sampler = optuna.samplers.TPESampler(seed=0)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=plan.epochs)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    study.optimize(objective, n_trials=plan.configs)
-    best = study.best_trial
-    return dict(config=dict(best.params), val=float(best.value), model_steps=spent[0],
-                trace=_study_trace(study))  # fmt: skip
-
-
-def _optuna_sweep(plan: Plan) -> dict:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    task, val, _ = setup(plan.hidden)
-    steps = plan.epochs * _steps_per_epoch(plan)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=0))  # fmt: skip
-    optuna_sweep(study, task, SPACE, plan.configs, batch_size=-(-plan.configs // 3),
-                 seeds=plan.seeds, data=val, metric=METRIC, steps=steps,
-                 progress=False)  # fmt: skip
-    best = study.best_trial
-    spent = plan.configs * len(plan.seeds) * steps
-    return dict(config=dict(best.params), val=float(best.value), model_steps=spent,
-                trace=_study_trace(study))  # fmt: skip
-
-
-def _study_trace(study) -> list[list[float]]:
-    """``[[seconds since the first trial began, best value so far], ...]``."""
-    done = [t for t in study.trials if t.datetime_complete is not None]
-    t0 = min(t.datetime_start for t in done)
-    best, out = -np.inf, []
-    for t in sorted(done, key=lambda t: t.datetime_complete):
-        if t.value is not None:
-            best = max(best, t.value)
-        out.append([(t.datetime_complete - t0).total_seconds(), best])
-    return out
-
-
 def test_accuracy(plan: Plan, config: dict) -> float:
     """The chosen configuration trained again on the same seeds, scored on the test split."""
     task, _, test = setup(plan.hidden)
-    steps = plan.epochs * _steps_per_epoch(plan)
+    steps = plan.epochs * steps_per_epoch(plan)
     table = {k: np.array([v]) for k, v in config.items()}
     res = trial_sweep(task.train_fn(steps), table, plan.seeds, data=test, progress=False)
     return float(np.asarray(res[METRIC]).mean())
@@ -230,8 +118,8 @@ def run(methods: Sequence[str] = METHODS, *, quick: bool = False, configs: int |
         "random": lambda: _sweep(plan, table),
         "halving": lambda: _halving(plan, table, 1),
         "hyperband": lambda: _halving(plan, table, 3),
-        "optuna_tpe": lambda: _optuna_tpe(plan),
-        "optuna_sweep": lambda: _optuna_sweep(plan),
+        "optuna_tpe": lambda: optuna_tpe(plan),
+        "optuna_sweep": lambda: optuna_sweep_peer(plan),
     }
     rows = []
     for method in methods:
