@@ -250,3 +250,35 @@ def test_a_state_of_another_configuration_says_how_to_convert(problem):
     old = (jaxmom.MomentumState(trace_state[0].trace, None), *trace_state[1:])
     with pytest.raises(ValueError, match=r"count=None.*_replace\(count="):
         damped.update(g, old, params)
+
+
+def test_optax_spellings_of_beta_are_the_same_optimizer_under_jit(problem):
+    """``optax.sgd(lr, momentum=b)`` becomes ``jaxmom.sgd_momentum(lr, momentum=b)``, and
+    ``optax.trace(decay=b)`` ``jaxmom.momentum(decay=b)``: equal to beta= and to optax, plain
+    and injected (the spelled name is the hyperparameter's); two names at once are refused."""
+    params, h = problem
+    want = _run(optax.sgd(WARMUP, momentum=0.8), params, h)
+    _assert_equal(_run(jaxmom.sgd_momentum(WARMUP, momentum=0.8), params, h), want)
+    _assert_equal(_run(jaxmom.sgd_momentum(WARMUP, beta=0.8), params, h), want)
+    injected = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=0.05, momentum=0.8)
+    got, state = _run(injected, params, h)
+    assert set(state.hyperparams) == {"learning_rate", "momentum"}
+    ref = optax.inject_hyperparams(optax.sgd)(learning_rate=0.05, momentum=0.8)
+    _assert_equal(got, _run(ref, params, h)[0])
+    trace = _run(optax.chain(optax.trace(decay=0.7), optax.scale(-0.05)), params, h)
+    for tx in (jaxmom.momentum(decay=0.7), jaxmom.momentum(momentum=0.7), jaxmom.momentum(0.7)):
+        _assert_equal(_run(optax.chain(tx, optax.scale(-0.05)), params, h), trace)
+    hb = _run(jaxmom.heavy_ball(0.05, beta=0.7), params, h)
+    _assert_equal(_run(jaxmom.heavy_ball(0.05, momentum=0.7), params, h), hb)
+    with pytest.raises(TypeError, match=r"beta= and momentum="):
+        jaxmom.sgd_momentum(0.1, 0.9, momentum=0.9)
+    with pytest.raises(TypeError, match=r"beta= and decay="):
+        jaxmom.momentum(0.9, decay=0.9)
+    with pytest.raises(TypeError, match=r"needs the momentum coefficient"):
+        jaxmom.momentum()
+    # not given, beta is no hyperparameter (as optax.sgd's momentum=None is none)
+    plain = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=0.05)
+    assert set(plain.init(params).hyperparams) == {"learning_rate"}
+    # the default beta is 0.9, as in 0.4
+    _assert_equal(_run(jaxmom.sgd_momentum(0.05), params, h),
+                  _run(optax.sgd(0.05, momentum=0.9), params, h))  # fmt: skip

@@ -25,7 +25,7 @@ def data():
 def test_every_trial_is_told_the_value_trial_sweep_gives(data):
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=8))
     compiled = len(blocks.COMPILED)
-    jaxmom.optuna_sweep(study, TASK, SPACE, 20, batch_size=8, seeds=[0, 1], data=data,
+    jaxmom.optuna_sweep(study, TASK, SPACE, 20, trials_per_batch=8, seeds=[0, 1], data=data,
                         metric="loss", steps=12, progress=False)  # fmt: skip
     assert len(blocks.COMPILED) - compiled <= 1  # three batches (8, 8, 4 padded), one program
     trials = study.trials
@@ -47,7 +47,7 @@ def test_every_trial_is_told_the_value_trial_sweep_gives(data):
 
 def test_a_study_to_maximise_gets_the_accuracy(data):
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
-    jaxmom.optuna_sweep(study, TASK.train_fn(12), SPACE, 6, batch_size=6, data=data,
+    jaxmom.optuna_sweep(study, TASK.train_fn(12), SPACE, 6, trials_per_batch=6, data=data,
                         metric="accuracy", progress=False)  # fmt: skip
     done = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert study.best_value == max(done) and 0.5 < study.best_value <= 1.0

@@ -108,7 +108,7 @@ def optuna_sweep_peer(plan: Plan) -> dict:
     steps = plan.epochs * steps_per_epoch(plan)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=0))  # fmt: skip
-    optuna_sweep(study, task, SPACE, plan.configs, batch_size=-(-plan.configs // 3),
+    optuna_sweep(study, task, SPACE, plan.configs, trials_per_batch=-(-plan.configs // 3),
                  seeds=plan.seeds, data=val, metric=METRIC, steps=steps,
                  progress=False)  # fmt: skip
     best = study.best_trial

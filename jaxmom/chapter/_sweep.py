@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import jax
@@ -23,7 +23,7 @@ from jaxmom.chapter._data import make_dataset
 from jaxmom.chapter._fused import fused_run, train_block
 from jaxmom.chapter._model import Net, init_mlp
 from jaxmom.chapter._train import check_data, seed_inputs, train_scan
-from jaxmom.common import check_beta, check_learning_rate, check_positive_int
+from jaxmom.common import check_beta, check_learning_rate, check_positive_int, check_settings
 from jaxmom.engine import grid_sweep, halving_sweep, trial_sweep
 from jaxmom.optim import sgd_momentum
 from jaxmom.results import SweepResult
@@ -97,12 +97,15 @@ def sweep(
     epochs: int = 12,
     batch_size: int = 32,
     nesterov: bool = False,
-    chunk_size: int | None = None,
-    progress: bool = True,
-    out: str | os.PathLike | None = None,
-    data: tuple[jax.Array, jax.Array] | None = None,
     record_every: int = 1,
     kernel: str = "auto",
+    data: tuple[jax.Array, jax.Array] | None = None,
+    out: str | os.PathLike | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    compiler_options: Mapping | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
 ) -> SweepResult:
     """Train the chapter's MLP for every (beta, learning rate, seed), vmapped and sharded.
 
@@ -114,17 +117,20 @@ def sweep(
       seeds: distinct integer seeds in [0, 2**32); see :func:`jaxmom.seed_inputs`.
       epochs, batch_size: as in :func:`jaxmom.train`.
       nesterov: Nesterov momentum.
-      chunk_size: runs per compiled call, to bound memory (see :func:`jaxmom.grid_sweep`).
-      progress: a progress bar over runs, with an ETA.
-      out: a store folder (e.g. ``"sweep.zarr"``), written block by block; the same call again
-        runs only what is missing. A store of other settings is an error, never mixed.
-      data: ``(x, y)``; default the chapter's data set.
       record_every: keep the loss of every k-th step (1: every step; 0: none, only
         ``epoch_losses`` and ``final_loss``): a million runs of 384 steps take 1.6 GB at 1.
       kernel: ``"xla"`` (:func:`jaxmom.train_scan` under ``vmap``), ``"pallas"`` (the whole
         training of a block of models in one fused kernel, :mod:`jaxmom.chapter._fused`;
         interpreted, slowly, off a GPU or TPU) or ``"auto"``: the kernel on a GPU where it
         compiles, XLA elsewhere.
+      data: ``(x, y)``; default the chapter's data set.
+      out: a store folder (e.g. ``"sweep.zarr"``), written block by block; the same call again
+        runs only what is missing. A store of other settings is an error, never mixed.
+      chunk_size, progress, check_finite: as :func:`jaxmom.grid_sweep`'s.
+      compiler_options: XLA options; ``None``: jaxmom's tuned ones for this model on a CPU
+        (a small sweep compiles at optimisation level 1), XLA's own elsewhere.
+      settings: JSON-able settings of yours, stored beside the sweep's own (``user``); a
+        store holding others is refused.
 
     Returns:
       A :class:`SweepResult` with axes ``beta`` and ``learning_rate``; outputs ``final_loss``
@@ -139,6 +145,7 @@ def sweep(
     record_every = check_positive_int(record_every, "record_every", minimum=0)
     x, y = check_data(make_dataset() if data is None else data)
     n, batch_size, epochs = check_order_args(x.shape[0], batch_size, epochs)
+    user = check_settings(settings)
     settings = {
         "model": "chapter MLP 1-20-1",
         "epochs": epochs,
@@ -147,13 +154,16 @@ def sweep(
         "nesterov": bool(nesterov),
         "record_every": record_every,
     }
-    runs = len(betas) * len(learning_rates) * len(np.atleast_1d(seeds))
-    quick = _xla.quick(runs * settings["steps"])  # a small sweep compiles fast
+    if user is not None:
+        settings["user"] = user
+    if compiler_options is None:
+        runs = len(betas) * len(learning_rates) * len(np.atleast_1d(seeds))
+        compiler_options = _xla.compiler_options(_xla.quick(runs * settings["steps"]))
     return grid_sweep(
         chapter_train_fn(epochs, batch_size, bool(nesterov), record_every, kernel),
         {"beta": betas, "learning_rate": learning_rates}, seeds, data=(x, y),
-        chunk_size=chunk_size, out=out, progress=progress,
-        compiler_options=_xla.compiler_options(quick), settings=settings,
+        chunk_size=chunk_size, out=out, progress=progress, compiler_options=compiler_options,
+        check_finite=check_finite, settings=settings,
     )  # fmt: skip
 
 

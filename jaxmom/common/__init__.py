@@ -13,6 +13,9 @@ from jaxmom.common._checks import (
     check_positive_int as check_positive_int,
 )
 from jaxmom.common._checks import (
+    check_settings as check_settings,
+)
+from jaxmom.common._checks import (
     concrete as concrete,
 )
 from jaxmom.common._checks import (
@@ -21,6 +24,7 @@ from jaxmom.common._checks import (
 from jaxmom.common._checks import (
     run_dtype as run_dtype,
 )
+from jaxmom.common._deprecate import renamed as renamed
 from jaxmom.common._hashing import fingerprint as fingerprint
 from jaxmom.common._paths import (
     atomic_path as atomic_path,

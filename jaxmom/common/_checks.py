@@ -9,6 +9,7 @@ train at 0.0, nor ``1e39`` to train at inf.
 
 from __future__ import annotations
 
+import json
 import numbers
 
 import jax
@@ -116,3 +117,14 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
     return int(value)
+
+
+def check_settings(settings):
+    """``settings`` as plain JSON data (a copy), or ``None``; a ``TypeError`` if it is not a
+    JSON-able dict."""
+    if settings is None:
+        return None
+    try:
+        return json.loads(json.dumps(dict(settings)))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"settings must be a JSON-able dict: {e}") from e

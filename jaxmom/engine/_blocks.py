@@ -207,7 +207,7 @@ def n_blocks(n_points, n_seeds, block) -> tuple[int, int]:
 def _compile(prog, args, options, local_devices: int):
     """Compiles ``program`` for ``args`` (cached by shapes) and refuses, before running it, a
     call whose memory would not fit in this host's."""
-    key = (prog, options and tuple(sorted(options.items())), *_avals(args))
+    key = (prog, tuple(sorted(options.items())) if options else None, *_avals(args))
     if key in COMPILED:
         return COMPILED[key]
     compiled = jax.jit(prog).lower(*args).compile(dict(options) if options else None)

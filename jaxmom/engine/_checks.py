@@ -3,7 +3,6 @@ the outputs' shapes (traced, not run), and whether the results fit in memory or 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -54,7 +53,7 @@ def check_grid(grid, what: str = "grid") -> dict[str, np.ndarray]:
     return axes
 
 
-def _check_trials(trials) -> dict[str, np.ndarray]:
+def check_trials(trials) -> dict[str, np.ndarray]:
     """A table of trials: columns of numbers, all of one length; ``trial`` names its axis."""
     if not isinstance(trials, Mapping) or not trials:
         raise TypeError(
@@ -91,15 +90,6 @@ def check_seeds(seeds) -> np.ndarray:
     if len(np.unique(arr)) != len(arr):
         raise ValueError(f"seeds must be distinct, got {arr.tolist()[:20]}")
     return arr
-
-
-def check_settings(settings):
-    if settings is None:
-        return None
-    try:
-        return json.loads(json.dumps(dict(settings)))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"settings must be a JSON-able dict: {e}") from e
 
 
 def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmom.common import check_parent, check_positive_int
-from jaxmom.engine._checks import _check_trials, check_seeds, output_shapes
+from jaxmom.common import check_parent, check_positive_int, check_settings
+from jaxmom.engine._checks import check_seeds, check_trials, output_shapes
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
@@ -62,8 +62,11 @@ def halving_sweep(
     metric: str,
     mode: str | None = None,
     out: str | os.PathLike | None = None,
-    progress: bool = True,
     chunk_size: int | None = None,
+    progress: bool = True,
+    compiler_options: Mapping | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
 ) -> SweepResult:
     """Successive halving (``brackets=1``) or Hyperband over a table of trials.
 
@@ -80,8 +83,10 @@ def halving_sweep(
       metric: an output of ``task.evaluate``, one scalar per run, that ranks the trials.
       mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
       out: a folder for the rungs' stores; the same call resumes it.
-      progress: a progress bar per rung.
-      chunk_size: runs per compiled call (see :func:`jaxmom.grid_sweep`).
+      chunk_size, progress, compiler_options, settings: as :func:`jaxmom.grid_sweep`'s (a
+        progress bar per rung; ``settings`` are recorded in every rung's store).
+      check_finite: the outputs of ``task.evaluate`` whose non-finite values mark a run
+        diverged (it ranks last and never goes on); ``None``: all of them.
 
     Returns:
       A :class:`jaxmom.SweepResult` over ``trial`` (the table's columns as coordinates):
@@ -92,7 +97,7 @@ def halving_sweep(
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a jaxmom.Task (e.g. jaxmom.nnx_task), got {task!r}")
-    table = _check_trials(trials)
+    table = check_trials(trials)
     seeds = check_seeds(seeds)
     min_steps = check_positive_int(min_steps, "min_steps")
     max_steps = check_positive_int(max_steps, "max_steps")
@@ -106,6 +111,7 @@ def halving_sweep(
             f"brackets={brackets} is more than the {len(steps)} rungs of {steps} steps"
         )
     mode = metric_mode(metric, mode)
+    user = check_settings(settings)
     t0 = time.perf_counter()
     points = Points.table(table)
     n = points.n
@@ -113,11 +119,14 @@ def halving_sweep(
     if out is not None:
         record = dict(points.spec()["trials"], seeds=seeds.tolist(), steps=steps,
                       eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
+        if user is not None:
+            record["settings"] = user
         _claim(check_halving_path(out), record)
     schedule = _Schedule(
         task, seeds, data, steps, eta, metric, sign=-1.0 if mode == "max" else 1.0, like=like,
-        metrics=[f"metrics/{k}" for k in shapes], out=None if out is None else Path(out),
-        progress=progress, chunk_size=chunk_size,
+        metrics=[f"metrics/{k}" for k in (shapes if check_finite is None else check_finite)],
+        out=None if out is None else Path(out), progress=progress, chunk_size=chunk_size,
+        compiler_options=compiler_options, user=user,
     )  # fmt: skip
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
@@ -220,10 +229,13 @@ class _Schedule:
     out: Path | None = None
     progress: bool = True
     chunk_size: int | None = None
+    compiler_options: Mapping | None = None
+    user: dict | None = None
 
     def settings(self, brackets: int) -> dict:
-        return dict(steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign,
-                    brackets=brackets)  # fmt: skip
+        out = dict(steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign,
+                   brackets=brackets)  # fmt: skip
+        return out if self.user is None else dict(out, user=self.user)
 
     def run(self, bracket: int, table: dict):
         """Yields ``(rung, alive, result)`` for each rung of the bracket that runs: ``alive``
@@ -235,7 +247,7 @@ class _Schedule:
             fn = _rung_fn(self.task, self.steps[rung] - done, self.like, resume, has_data)
             options = Options(
                 data=self.data, chunk_size=self.chunk_size, progress=self.progress, carry=carry,
-                check_finite=self.metrics,
+                check_finite=self.metrics, compiler_options=self.compiler_options,
                 out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
                 settings=dict(self.settings(0), bracket=bracket, rung=rung),
             )  # fmt: skip

@@ -8,11 +8,13 @@ Optuna is optional (``pip install 'jaxmom[bench]'``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from jaxmom.common import check_positive_int
+from jaxmom.common import check_parent, check_positive_int, renamed
 from jaxmom.engine._checks import output_shapes
 from jaxmom.engine._spaces import Choice, IntUniform, LogUniform, Uniform, check_space
 from jaxmom.engine._sweeps import trial_sweep
@@ -44,16 +46,21 @@ def optuna_sweep(
     task_or_train_fn: Task | Callable,
     space: Mapping,
     n_trials: int,
-    *,
-    batch_size: int = 256,
     seeds: Sequence[int] = (0,),
-    data=None,
+    *,
     metric: str,
     steps: int | None = None,
+    trials_per_batch: int = 256,
+    data=None,
+    out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
     progress: bool = True,
+    compiler_options: Mapping | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
+    **deprecated,
 ):
-    """Runs ``n_trials`` trials of ``study``'s own sampler, ``batch_size`` at a time.
+    """Runs ``n_trials`` trials of ``study``'s own sampler, ``trials_per_batch`` at a time.
 
     Args:
       study: an ``optuna.Study``; its direction says whether ``metric`` is minimised.
@@ -61,12 +68,18 @@ def optuna_sweep(
         of :func:`jaxmom.trial_sweep`.
       space: name -> :class:`jaxmom.Uniform`, ``LogUniform``, ``IntUniform`` or ``Choice``.
       n_trials: trials in all.
-      batch_size: trials asked, run and told together (the sampler sees the values of the
-        batches before, as a parallel Optuna study does).
       seeds: every trial runs with each; its value is the metric's mean over them.
-      data, chunk_size: as :func:`jaxmom.trial_sweep`'s.
       metric: a scalar output, the value told to the study.
       steps: the steps of a Task's run.
+      trials_per_batch: trials asked, run and told together (the sampler sees the values of
+        the batches before, as a parallel Optuna study does). Formerly ``batch_size``, which
+        still works until jaxmom 0.6 with a ``DeprecationWarning``.
+      data, chunk_size, compiler_options, check_finite, settings: as
+        :func:`jaxmom.trial_sweep`'s (a run with a non-finite ``check_finite`` output fails).
+      out: a folder; batch ``k`` is the store ``out/batch{k:05d}.zarr``, written block by
+        block. The same call with the same sampler (seeded) asks the same trials again, so
+        an interrupted search resumes from its stores, computing only what is missing; a
+        batch whose trials differ from its store's is refused, never mixed.
       progress: a progress bar over the trials.
 
     Returns:
@@ -78,8 +91,12 @@ def optuna_sweep(
     except ImportError:
         raise ImportError(f"optuna_sweep needs optuna, which is not installed: {INSTALL}") from None
 
+    trials_per_batch = renamed("optuna_sweep", deprecated, {"batch_size": "trials_per_batch"}).get(
+        "trials_per_batch", trials_per_batch
+    )
     n_trials = check_positive_int(n_trials, "n_trials")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(trials_per_batch, "trials_per_batch")
+    folder = None if out is None else _check_folder(out)
     dists = distributions(space)
     if isinstance(task_or_train_fn, Task):
         if steps is None:
@@ -96,7 +113,7 @@ def optuna_sweep(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_trials, unit="trial", desc="optuna_sweep")
-    done = 0
+    done, batch = 0, 0
     while done < n_trials:
         k = min(batch_size, n_trials - done)
         trials = [study.ask(dists) for _ in range(k)]
@@ -105,7 +122,11 @@ def optuna_sweep(
         table = {
             n: np.concatenate([v, np.repeat(v[-1:], batch_size - k)]) for n, v in table.items()
         }
-        res = trial_sweep(train_fn, table, seeds, data=data, chunk_size=chunk_size, progress=False)
+        res = trial_sweep(
+            train_fn, table, seeds, data=data, chunk_size=chunk_size, progress=False,
+            out=None if folder is None else folder / f"batch{batch:05d}.zarr",
+            compiler_options=compiler_options, check_finite=check_finite, settings=settings,
+        )  # fmt: skip
         values = np.asarray(res[metric], np.float64)[:k]
         bad = res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1)
         for t, v, b in zip(trials, values, bad, strict=True):
@@ -114,12 +135,23 @@ def optuna_sweep(
                 study.tell(t, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(t, float(v.mean()))
-        done += k
+        done, batch = done + k, batch + 1
         if bar is not None:
             bar.update(k)
     if bar is not None:
         bar.close()
     return study
+
+
+def _check_folder(out) -> Path:
+    """``out`` as a folder to hold the batches' stores: made if it is new."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"out {str(path)!r} is a file: give a folder for the batches' stores")
+    if not path.exists():
+        check_parent(path, "out")
+        path.mkdir()
+    return path
 
 
 def _check_metric(train_fn, dists, data, metric: str) -> None:

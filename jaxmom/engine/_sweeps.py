@@ -25,15 +25,14 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxmom.common import check_positive_int, fingerprint
+from jaxmom.common import check_positive_int, check_settings, fingerprint
 from jaxmom.engine._blocks import Work, block_program, n_blocks, run_blocks
 from jaxmom.engine._checks import (
-    _check_trials,
     check_finite_names,
     check_grid,
     check_seeds,
-    check_settings,
     check_size,
+    check_trials,
     output_shapes,
 )
 from jaxmom.results import Points, Store, SweepResult, check_store_path
@@ -127,7 +126,7 @@ def trial_sweep(
       *output shape]``; each column is a coordinate along ``trial`` (``res.trials``), so
       ``best``, ``summary``, the CSV, the DataFrame and xarray show the values.
     """
-    points = Points.table(_check_trials(trials))
+    points = Points.table(check_trials(trials))
     options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
     return run_sweep(train_fn, points, seeds, options)
 

@@ -14,7 +14,8 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxmom.common import check_bool, check_learning_rate
-from jaxmom.optim._transform import ScalarOrSchedule, is_static_zero, momentum
+from jaxmom.optim._transform import DEFAULT_BETA, ScalarOrSchedule, is_static_zero, resolve_beta
+from jaxmom.optim._transform import momentum as _momentum
 
 
 def _torch_gradient(
@@ -62,10 +63,20 @@ def _keep_dtypes(tx: optax.GradientTransformation) -> optax.GradientTransformati
     return optax.GradientTransformation(tx.init, update_fn)
 
 
+def check_given(beta):
+    """``beta`` unless it is ``None``: optax's ``momentum=None`` (no momentum) is ``beta=0``
+    here, and a ``None`` beta is refused rather than taken for the default."""
+    if beta is None:
+        raise TypeError("beta must be a number, an array or a schedule, got None (no momentum: "
+                        "beta=0)")  # fmt: skip
+    return beta
+
+
 def sgd_momentum(
     learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = 0.9,
+    beta: ScalarOrSchedule = DEFAULT_BETA,
     *,
+    momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
     dampening: ArrayLike | None = None,
     weight_decay: ArrayLike | None = None,
@@ -90,7 +101,9 @@ def sgd_momentum(
         there; a negative rate is refused, as torch refuses it); a float, a (possibly traced)
         array, or a schedule ``step -> learning_rate``. Traced values and schedules are not
         checked.
-      beta: the momentum coefficient; see :func:`momentum`.
+      beta: the momentum coefficient (default 0.9); see :func:`jaxmom.momentum`. Under
+        ``optax.inject_hyperparams`` it is a hyperparameter when given (by either name).
+      momentum: ``beta`` by ``optax.sgd``'s name; give one of the two.
       nesterov: use Nesterov's look-ahead update.
       dampening: torch's dampening; see :func:`momentum`.
       weight_decay: torch's L2 penalty, ``g <- g + weight_decay * params`` before momentum
@@ -116,15 +129,19 @@ def sgd_momentum(
     """
     if not is_static_zero(weight_decay):
         check_learning_rate(weight_decay, "weight_decay")
-    tx = momentum(beta, nesterov=nesterov, dampening=dampening, accumulator_dtype=accumulator_dtype)
+    beta = resolve_beta("sgd_momentum", DEFAULT_BETA, beta=check_given(beta), momentum=momentum)
+    tx = _momentum(
+        beta, nesterov=nesterov, dampening=dampening, accumulator_dtype=accumulator_dtype
+    )
     tx = _torch_gradient(tx, weight_decay, check_bool(maximize, "maximize"))
     return optax.chain(tx, _learning_rate(learning_rate, flip_sign=True))
 
 
 def heavy_ball(
     learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = 0.9,
+    beta: ScalarOrSchedule = DEFAULT_BETA,
     *,
+    momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
     accumulator_dtype: Any | None = None,
 ) -> optax.GradientTransformation:
@@ -145,7 +162,8 @@ def heavy_ball(
 
     Args:
       learning_rate: :math:`\alpha`, finite and >= 0, or a schedule ``step -> learning_rate``.
-      beta: the momentum coefficient; see :func:`momentum`.
+      beta: the momentum coefficient (default 0.9); see :func:`jaxmom.momentum`.
+      momentum: ``beta`` by ``optax.sgd``'s name; give one of the two.
       nesterov: step by the look-ahead ``beta * v + lr * g`` instead of ``v``.
       accumulator_dtype: dtype of the velocity; ``None`` infers it from the parameters.
 
@@ -163,8 +181,9 @@ def heavy_ball(
     References:
       The textbook chapter "第五章 动量方法", sections 5.2.1 and 5.5.1.
     """
+    beta = resolve_beta("heavy_ball", DEFAULT_BETA, beta=check_given(beta), momentum=momentum)
     return optax.chain(
         _keep_dtypes(_learning_rate(learning_rate, flip_sign=False)),
-        momentum(beta, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+        _momentum(beta, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         optax.scale(-1.0),
     )

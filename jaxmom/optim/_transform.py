@@ -43,9 +43,41 @@ def is_static_zero(value) -> bool:
     return value is None or (isinstance(value, int | float) and value == 0)
 
 
+class _Default:
+    """``beta``'s default (0.9) when no coefficient is given. Not a number, so that
+    ``optax.inject_hyperparams`` leaves it out of the hyperparameters, as it leaves out
+    ``optax.sgd``'s ``momentum=None``: a coefficient given by either name is one."""
+
+    value = 0.9
+
+    def __repr__(self) -> str:
+        return "0.9"
+
+
+#: ``beta``'s default in :func:`jaxmom.sgd_momentum` and :func:`jaxmom.heavy_ball`.
+DEFAULT_BETA = _Default()
+
+
+def resolve_beta(fn: str, default, **spellings):
+    """The momentum coefficient given by one of its names (``beta``, optax's ``momentum`` or
+    ``decay``), else ``default``; two at once is a ``TypeError`` naming both. Only ``None``
+    counts as not given, so a traced value (``inject_hyperparams``) is fine."""
+    given = {k: v for k, v in spellings.items() if v is not None and v is not DEFAULT_BETA}
+    if len(given) > 1:
+        names = " and ".join(f"{k}=" for k in given)
+        raise TypeError(f"{fn}() got {names}: they name the same coefficient, give one")
+    if not given:
+        if default is None:
+            raise TypeError(f"{fn}() needs the momentum coefficient: {'= or '.join(spellings)}=")
+        return default.value if isinstance(default, _Default) else default
+    return next(iter(given.values()))
+
+
 def momentum(
-    beta: ScalarOrSchedule,
+    beta: ScalarOrSchedule | None = None,
     *,
+    decay: ScalarOrSchedule | None = None,
+    momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
     dampening: ArrayLike | None = None,
     accumulator_dtype: Any | None = None,
@@ -75,6 +107,8 @@ def momentum(
         gradient descent; ``beta = 1`` is the chapter's frictionless bowl, which never
         converges. Concrete values are checked (finite, in [0, 1], after the cast to the dtype
         they run in); traced values and the values a schedule returns are used as they are.
+      decay, momentum: ``beta`` by optax's names (``optax.trace(decay)``,
+        ``optax.sgd(momentum=)``); give exactly one of the three.
       nesterov: use Nesterov's look-ahead update ``g + beta * v``.
       dampening: torch's dampening ``d`` in [0, 1]. ``None`` or a Python 0: none. Any other
         value, arrays included (they may be traced: one program for every ``d``), makes the
@@ -93,7 +127,8 @@ def momentum(
 
     Raises:
       TypeError: if ``beta`` or ``dampening`` is not a number, an array or (``beta``) a
-        schedule, or ``nesterov`` is not a bool.
+        schedule, ``nesterov`` is not a bool, or not exactly one of ``beta``, ``decay`` and
+        ``momentum`` is given.
       ValueError: if a concrete ``beta`` or ``dampening`` is not finite or lies outside [0, 1],
         or ``nesterov`` is combined with a dampening that is not ``None`` or 0.
 
@@ -110,6 +145,7 @@ def momentum(
       Sutskever et al., *On the importance of initialization and momentum in deep learning*,
       ICML 2013. The textbook chapter "第五章 动量方法", section 5.2.
     """
+    beta = resolve_beta("momentum", None, beta=beta, decay=decay, momentum=momentum)
     check_beta(beta)
     if callable(dampening):
         raise TypeError(f"dampening must be a number or a scalar array, got {dampening!r}")
