@@ -1,4 +1,16 @@
-"""jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments."""
+"""jaxmom: heavy-ball momentum for JAX and Optax, with the momentum chapter's experiments.
+
+The layers, each a subpackage (the names users import are re-exported here):
+
+- :mod:`jaxmom.optim`: the optax transforms (``momentum``, ``sgd_momentum``, ``heavy_ball``).
+- :mod:`jaxmom.training`: the one training loop, batch orders, ``Task`` and ``nnx_task``.
+- :mod:`jaxmom.engine`: the sweeps (grid, trials, halving, Optuna) and their spaces.
+- :mod:`jaxmom.results`: the store and ``SweepResult`` (xarray, pandas, CSV, plots).
+- :mod:`jaxmom.chapter`: the textbook chapter's model, data, ``train`` and ``sweep``.
+- :mod:`jaxmom.theory`: closed forms on quadratics.
+- ``jaxmom.bench`` and ``jaxmom.cli`` (not loaded by ``import jaxmom``): ``jaxmom bench`` and
+  the ``jaxmom`` command.
+"""
 
 from jaxmom import theory
 from jaxmom.chapter import (
@@ -19,6 +31,7 @@ from jaxmom.engine import (
     Choice,
     IntUniform,
     LogUniform,
+    SweepTooLarge,
     Uniform,
     grid_sweep,
     halving_sweep,
@@ -43,7 +56,7 @@ from jaxmom.training import (
     nnx_train_fn,
 )
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = (
     "MLP",
@@ -55,6 +68,7 @@ __all__ = (
     "NNXTask",
     "Net",
     "SweepResult",
+    "SweepTooLarge",
     "Task",
     "TrainResult",
     "Uniform",

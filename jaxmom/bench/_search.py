@@ -201,12 +201,10 @@ def table(report: dict) -> str:
 
 def plot(report: dict, path):
     """The best validation accuracy found against wall time, a line or dot per method."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the user's backend and figures stay
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for i, r in enumerate(report["rows"]):
         t, v = np.array(r["trace"], float).T
         style = dict(color=f"C{i}", label=f"{r['method']} ({r['model_steps']:.2g} model-steps)")
@@ -227,7 +225,6 @@ def plot(report: dict, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return path
 
 

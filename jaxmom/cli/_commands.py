@@ -190,7 +190,7 @@ def sweep(args, parser) -> int:
                 batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
                 progress=not args.no_progress, out=args.out, record_every=args.record_every,
             )  # fmt: skip
-    except (ValueError, RuntimeError, MemoryError, OSError, TypeError) as e:
+    except (ValueError, RuntimeError, OSError, TypeError) as e:
         if jax.process_count() > 1:  # never the interpreter's exit: it waits for the dead
             why = "a partner process stopped" if partner_failed(e) else str(e).splitlines()[0]
             kept = f"; the store {args.out} keeps every finished block" if args.out else ""

@@ -34,9 +34,20 @@ def check_parent(path: Path, name: str) -> None:
 
 
 def umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process's umask, read without changing it (``/proc/self/status`` on Linux): setting
+    it to 0 and back, the only portable way, would race with a thread creating files. Where
+    there is no ``/proc``, a file made and removed tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with tempfile.TemporaryDirectory() as d:  # mkdir applies the umask to 0o777
+        probe = Path(d) / "probe"
+        probe.mkdir(0o777)
+        return 0o777 & ~probe.stat().st_mode & 0o777
 
 
 @contextlib.contextmanager

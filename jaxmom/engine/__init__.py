@@ -8,6 +8,7 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 - :func:`optuna_sweep`: an Optuna study's sampler, asked and told in vectorized batches.
 """
 
+from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
     check_halving_path as check_halving_path,
 )
@@ -43,6 +44,7 @@ __all__ = (
     "Choice",
     "IntUniform",
     "LogUniform",
+    "SweepTooLarge",
     "Uniform",
     "grid_sweep",
     "halving_sweep",

@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxmom.engine._checks import available_memory, gb, named_leaves
+from jaxmom.engine._checks import SweepTooLarge, available_memory, gb, named_leaves
 
 
 class Work(NamedTuple):
@@ -216,7 +216,7 @@ def _compile(prog, args, options, local_devices: int):
         per_device = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
         need, avail = per_device * local_devices, available_memory()
         if avail and need > 0.9 * avail:
-            raise MemoryError(
+            raise SweepTooLarge(
                 f"one compiled call needs {gb(need)} of memory, {gb(avail)} is available: "
                 "pass a smaller chunk_size"
             )

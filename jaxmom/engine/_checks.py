@@ -14,6 +14,12 @@ import numpy as np
 from jaxmom.common import fingerprint
 
 
+class SweepTooLarge(ValueError):
+    """A sweep whose results, or one compiled call of it, would not fit this machine's memory or
+    disk: refused before any compute, with what to change (``out=``, ``chunk_size``, fewer
+    recorded values). A ``ValueError``: the input asks too much; nothing failed to allocate."""
+
+
 def named_leaves(tree) -> dict[str, jax.Array]:
     """A pytree of arrays as ``{"a/b/0": leaf}``, by key path (a bare array is ``"output"``)."""
     leaves = jax.tree_util.tree_leaves_with_path(tree)
@@ -169,7 +175,7 @@ def check_size(n_points: int, n_seeds: int, block, shapes, n_axes: int, path) ->
     if path is None:
         avail = available_memory()
         if avail and total > 0.75 * avail:
-            raise MemoryError(
+            raise SweepTooLarge(
                 f"the results of {n_runs:,} runs take {gb(total)}, more than this machine's "
                 f"{gb(avail)} of free memory can hold: pass out=PATH to keep them on disk, "
                 f"or {advice}"

@@ -167,11 +167,9 @@ def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def overview(res, path: Path) -> Path:
-    """The plots that fit the sweep, side by side in one PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The plots that fit the sweep, side by side in one PNG, written atomically. Drawn on a
+    ``matplotlib.figure.Figure``, without pyplot: the user's backend and figures stay."""
+    from matplotlib.figure import Figure
 
     if res.trials:  # a table of trials: the metric against each hyperparameter
         import functools
@@ -188,13 +186,13 @@ def overview(res, path: Path) -> Path:
             panels.append(heatmap)
     if "step_losses" in res.outputs and not res.trials:
         panels.append(curves)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    fig = Figure(figsize=(6.5 * len(panels), 4.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for panel, ax in zip(panels, axes[0], strict=True):
         panel(res, ax)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return Path(path)
 
 
