@@ -50,6 +50,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -251,7 +252,7 @@ def run(
         if not methods:
             raise ValueError("jaxmom_sweep_pallas is timed on a GPU or TPU only (here the "
                              "kernel would run interpreted)")  # fmt: skip
-    rows = []
+    rows: list[dict[str, Any]] = []
     for method in methods:
         for n in [1] if method in SINGLE_RUN else models:
             seconds, compile_s = time_call(calls[method](n), repeats)
@@ -267,7 +268,7 @@ def run(
     for r in rows:
         r["fraction_of_peak"] = r["gflops"] / peak.gflops
 
-    best = {}
+    best: dict[str, float] = {}
     for r in rows:
         if r["model_steps_per_s"] > best.get(r["method"], 0):
             best[r["method"]] = r["model_steps_per_s"]

@@ -42,7 +42,8 @@ class Peak:
     """
 
     def __init__(self, size: int, calls: int = 5):
-        self.size, self.calls, self.samples = int(size), int(calls), []
+        self.size, self.calls = int(size), int(calls)
+        self.samples: list[float] = []
         a = jax.random.normal(jax.random.key(0), (self.size, self.size), jnp.float32)
         self._a, self._f = a, jax.jit(lambda a: a @ a)
         jax.block_until_ready(self._f(a))  # compiled before the first sample

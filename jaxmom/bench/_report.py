@@ -64,7 +64,7 @@ def peer_versions() -> dict:
     """The versions of the peers a bench may run beside jaxmom (``None``: not installed)."""
     from importlib import metadata
 
-    out = {}
+    out: dict[str, str | None] = {}
     for name in ("optuna", "hyperoptax", "scikit-learn"):
         try:
             out[name] = metadata.version(name)

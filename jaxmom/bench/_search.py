@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,7 @@ def _ratios(rows: list[dict]) -> dict:
                 out[f"{peer}/{m} model-steps"] = by[peer]["model_steps"] / by[m]["model_steps"]
                 reach = by[peer].get("seconds_to_target"), by[m].get("seconds_to_target")
                 if None not in reach:
-                    out[f"{peer}/{m} seconds to the target"] = reach[0] / reach[1]
+                    out[f"{peer}/{m} seconds to the target"] = reach[0] / reach[1]  # type: ignore[operator]
     return out
 
 
@@ -207,7 +208,9 @@ def plot(report: dict, path):
     ax = fig.subplots()
     for i, r in enumerate(report["rows"]):
         t, v = np.array(r["trace"], float).T
-        style = dict(color=f"C{i}", label=f"{r['method']} ({r['model_steps']:.2g} model-steps)")
+        style: dict[str, Any] = dict(
+            color=f"C{i}", label=f"{r['method']} ({r['model_steps']:.2g} model-steps)"
+        )
         if len(t) > 1:
             ax.step(t, v, where="post", **style)
         else:

@@ -96,7 +96,8 @@ def optuna_tpe(plan: Plan) -> dict:
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     study.optimize(objective, n_trials=plan.configs)
     best = study.best_trial
-    return dict(config=dict(best.params), val=float(best.value), model_steps=spent[0],
+    return dict(config=dict(best.params), val=float(best.value),  # type: ignore[arg-type]
+                model_steps=spent[0],
                 trace=study_trace(study))  # fmt: skip
 
 
@@ -113,7 +114,8 @@ def optuna_sweep_peer(plan: Plan) -> dict:
                  progress=False)  # fmt: skip
     best = study.best_trial
     spent = plan.configs * len(plan.seeds) * steps
-    return dict(config=dict(best.params), val=float(best.value), model_steps=spent,
+    return dict(config=dict(best.params), val=float(best.value),  # type: ignore[arg-type]
+                model_steps=spent,
                 trace=study_trace(study))  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxmom.chapter import _xla
 from jaxmom.chapter._data import make_dataset
@@ -90,8 +91,8 @@ def _kernel_compiles() -> bool:
 
 
 def sweep(
-    betas: Sequence[float],
-    learning_rates: Sequence[float] = (0.01,),
+    betas: ArrayLike,
+    learning_rates: ArrayLike = (0.01,),
     seeds: Sequence[int] = (0,),
     *,
     epochs: int = 12,

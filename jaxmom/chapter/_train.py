@@ -200,7 +200,8 @@ def _hoist(opt: optax.GradientTransformation, params, opt_state):
     of the jaxpr, so a new float is a new program. Repeated calls with the same ``opt`` object
     skip the tracing.
     """
-    ident = (id(opt), jax.config.jax_enable_x64, *_avals(params, opt_state))
+    x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]
+    ident = (id(opt), x64, *_avals(params, opt_state))
     if ident in _HOISTED:
         return _HOISTED[ident][1:]
     closed, out = jax.make_jaxpr(opt.update, return_shape=True)(params, opt_state, params)

@@ -25,7 +25,7 @@ import functools
 
 import jax
 
-CPU_OPTIONS = {
+CPU_OPTIONS: dict[str, str | bool | int] = {
     "xla_cpu_experimental_ynn_fusion_type": "",
     "xla_cpu_use_fusion_emitters": False,
     "xla_cpu_prefer_vector_width": 512,
@@ -35,7 +35,7 @@ CPU_OPTIONS = {
 @functools.cache
 def _cpu_options_known() -> bool:
     try:
-        jax.jit(lambda v: v + 1).lower(1.0).compile(CPU_OPTIONS)
+        jax.jit(lambda v: v + 1).lower(1.0).compile(CPU_OPTIONS)  # type: ignore[arg-type]
     except Exception:  # an XLA without these options: keep its defaults
         return False
     return True

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +29,10 @@ class Work(NamedTuple):
     ``data`` (shared by every run), ``carry`` (a per-run pytree ``[points, seeds, ...]``, or
     ``None``), ``block`` ``(m, k)`` and ``done`` (``[point blocks, seed blocks]``)."""
 
-    points: object
+    points: Any
     seeds: np.ndarray
-    data: object
-    carry: object
+    data: Any
+    carry: Any
     block: tuple[int, int]
     done: np.ndarray
 
@@ -45,7 +45,7 @@ def run_blocks(program, work: Work, sink, progress: bool, options, check):
     seconds the writer was busy)``."""
     block, done, seeds = work.block, work.done, work.seeds
     store = None if isinstance(sink, dict) else sink
-    results = sink if store is None else None
+    results: Any = sink if store is None else None
     m, k = block
     n_points, n_seeds = work.points.n, len(seeds)
     devices = jax.devices()
@@ -99,9 +99,10 @@ class _Writer:
     (bounded memory); an error there (a full disk) is raised in the sweep's thread."""
 
     def __init__(self, store, depth: int = 2):
-        self.store, self.depth, self.futures = store, depth, []
+        self.store, self.depth = store, depth
+        self.futures: list[Future] = []
         self.waited = self.busy = 0.0
-        self.pool = None if store is None else ThreadPoolExecutor(1, "jaxmom-writer")
+        self.pool: Any = None if store is None else ThreadPoolExecutor(1, "jaxmom-writer")
 
     def _write(self, blocks):
         t = time.perf_counter()

@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxmom.common import check_parent, check_positive_int, check_settings
 from jaxmom.engine._checks import check_seeds, check_trials, output_shapes
@@ -51,7 +52,7 @@ def bracket_sizes(n: int, rungs: int, brackets: int, eta: int) -> list[int]:
 
 def halving_sweep(
     task: Task,
-    trials: Mapping[str, Sequence],
+    trials: Mapping[str, ArrayLike],
     seeds: Sequence[int] = (0,),
     *,
     data=None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def distributions(space: Mapping) -> dict:
     import optuna.distributions as od
 
     check_space(space)
-    out = {}
+    out: dict[str, Any] = {}
     for name, dim in space.items():
         if isinstance(dim, LogUniform):
             out[name] = od.FloatDistribution(dim.low, dim.high, log=True)
@@ -128,8 +129,8 @@ def optuna_sweep(
             compiler_options=compiler_options, check_finite=check_finite, settings=settings,
         )  # fmt: skip
         values = np.asarray(res[metric], np.float64)[:k]
-        bad = res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1)
-        for t, v, b in zip(trials, values, bad, strict=True):
+        bad = np.asarray(res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1))
+        for t, v, b in zip(trials, values, bad.tolist(), strict=True):
             t.set_user_attr("values", v.tolist())
             if b:
                 study.tell(t, state=optuna.trial.TrialState.FAIL)

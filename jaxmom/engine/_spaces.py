@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxmom.engine._checks import check_grid
 
@@ -149,7 +150,7 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
     return {name: dist.map(u[:, i]) for i, (name, dist) in enumerate(space.items())}
 
 
-def product(grid: Mapping[str, Sequence]) -> dict[str, np.ndarray]:
+def product(grid: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """A grid as a table of trials: every combination of its axes' values, in C order (the
     last axis fastest), one column per axis, e.g. for :func:`jaxmom.halving_sweep`."""
 

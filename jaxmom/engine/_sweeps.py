@@ -20,10 +20,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxmom.common import check_positive_int, check_settings, fingerprint
 from jaxmom.engine._blocks import Work, block_program, n_blocks, run_blocks
@@ -53,7 +54,7 @@ def default_chunk_size(n_devices: int | None = None) -> int:
 
 def grid_sweep(
     train_fn: Callable,
-    grid: Mapping[str, Sequence],
+    grid: Mapping[str, ArrayLike],
     seeds: Sequence[int] = (0,),
     *,
     data=None,
@@ -100,7 +101,7 @@ def grid_sweep(
 
 def trial_sweep(
     train_fn: Callable,
-    trials: Mapping[str, Sequence],
+    trials: Mapping[str, ArrayLike],
     seeds: Sequence[int] = (0,),
     *,
     data=None,
@@ -185,7 +186,7 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
     try:
         shape = n_blocks(n_points, n_seeds, block)
         done = store.done() if store is not None else np.zeros(shape, bool)
-        sink = store
+        sink: Any = store
         if store is None:
             sink = {
                 k: np.full(
@@ -229,7 +230,7 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
         store.finish(meta, complete=True)
     store.close()
     _sync("jaxmom_sweep_finished")
-    return SweepResult.load(path)
+    return SweepResult.load(store.path)
 
 
 def _one_run(leaf):

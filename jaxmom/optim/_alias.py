@@ -74,7 +74,7 @@ def check_given(beta):
 
 def sgd_momentum(
     learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = DEFAULT_BETA,
+    beta: ScalarOrSchedule = DEFAULT_BETA,  # type: ignore[assignment]
     *,
     momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
@@ -139,7 +139,7 @@ def sgd_momentum(
 
 def heavy_ball(
     learning_rate: ScalarOrSchedule,
-    beta: ScalarOrSchedule = DEFAULT_BETA,
+    beta: ScalarOrSchedule = DEFAULT_BETA,  # type: ignore[assignment]
     *,
     momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,

@@ -31,7 +31,7 @@ class MomentumState(NamedTuple):
     """
 
     velocity: optax.Updates
-    count: jax.Array | None = None
+    count: jax.Array | None = None  # type: ignore[assignment]  # a field, not tuple.count
 
 
 def is_static_zero(value) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def check_attrs(path: Path, attrs: dict) -> dict:
         return ok and (n is None or len(v) == n)
 
     block = attrs.get("block")
-    if not ints(block, 2) or min(block) < 1:
+    if not ints(block, 2) or min(block) < 1:  # type: ignore[arg-type]
         raise bad("block")
     axes, table = attrs.get("axes"), isinstance(attrs.get("trials"), dict)
     if not isinstance(axes, dict) or not all(
@@ -189,7 +190,7 @@ def damaged_block(path: Path, attrs: dict, array: str, points) -> tuple[int, int
     import zarr
 
     block = tuple(attrs["block"])
-    data = zarr.open_group(path, mode="r")[array]
+    data: Any = zarr.open_group(path, mode="r")[array]
     for q in np.unique(np.asarray(points) // block[0]).tolist():
         for g in range(-(-data.shape[1] // block[1])):
             if not _reads(data, q, g, block):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +177,7 @@ def overview(res, path: Path) -> Path:
 
         metric = (res.metadata.get("settings") or {}).get("metric", "final_loss")
         mode = "max" if (res.metadata.get("settings") or {}).get("sign", 1) < 0 else "min"
-        panels = [functools.partial(scatter, name=n, metric=metric, mode=mode)
+        panels: list[Any] = [functools.partial(scatter, name=n, metric=metric, mode=mode)
                   for n in list(res.trials)[:3]]  # fmt: skip
         if getattr(res, "rungs", None) is not None:
             panels.append(functools.partial(rungs, mode=mode))

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,9 @@ class SweepResult:
         NaN outputs for the rest, and they do not count as diverged.
       metadata: settings, versions, devices, wall time.
     """
+
+    #: A halving search's decisions (see :func:`jaxmom.halving_sweep`); ``None`` otherwise.
+    rungs: Any = None
 
     def __init__(
         self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None, trials=None
@@ -254,7 +258,7 @@ class SweepResult:
             import zarr
 
             group = zarr.open_group(path, mode="r")
-            attrs = dict(group.attrs)
+            attrs: dict[str, Any] = dict(group.attrs)
             if attrs.get("format") not in READABLE:
                 raise ValueError(f"format {attrs.get('format')!r}")
         except Exception as e:

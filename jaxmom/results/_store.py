@@ -39,6 +39,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ class Lock:
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
-            self.fd = None
+            self.fd = None  # type: ignore[assignment]
 
 
 class Store:
@@ -223,7 +224,9 @@ class Store:
         # CF's list of coordinates is space-separated: an axis named with a space stays a
         # variable there (to_xarray() makes it a coordinate all the same)
         coord_names = points.coord_names()
-        coordinates = {"coordinates": " ".join(a for a in coord_names if len(a.split()) == 1)}
+        coordinates: dict[str, Any] = {
+            "coordinates": " ".join(a for a in coord_names if len(a.split()) == 1)
+        }
         table = points.coords(np.arange(n_points)) if points.trials else {}
         for name in coord_names:
             dt = (table[name] if table else points.axes[name]).dtype

@@ -192,7 +192,10 @@ def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params
             out["params"] = state["params"].to_pure_dict()
         return out
 
-    train_fn.steps = lambda n: steps if epochs is None else epochs * task.steps_per_epoch(n)
+    def n_steps(n):
+        return steps if epochs is None else epochs * task.steps_per_epoch(n)
+
+    train_fn.steps = n_steps  # type: ignore[attr-defined]
     return train_fn
 
 
