@@ -35,8 +35,14 @@ def _one(checkout: Path | None) -> tuple[float, float]:
     env = dict(os.environ)
     if checkout is not None:  # the older package first on the path
         env["PYTHONPATH"] = str(checkout)
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                         check=True, cwd=checkout or Path.cwd())  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=checkout or Path.cwd(),
+    )
     imp, first = (float(v) for v in out.stdout.split())
     return imp, first
 
@@ -56,15 +62,21 @@ def main() -> None:
         if args.old:
             rows["old"].append(_one(args.old))
     report = {
-        "date": time.strftime("%Y-%m-%d"), "device": bench.device_info(),
-        "versions": bench.versions(None), "old": args.old and subprocess.run(
-            ["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"], capture_output=True,
-            text=True).stdout.strip(),
+        "date": time.strftime("%Y-%m-%d"),
+        "device": bench.device_info(),
+        "versions": bench.versions(None),
+        "old": args.old
+        and subprocess.run(
+            ["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip(),
         "first_call_seconds": {k: [f for _, f in v] for k, v in rows.items()},
-        "median_first_call_seconds": {k: statistics.median(f for _, f in v)
-                                      for k, v in rows.items()},
+        "median_first_call_seconds": {
+            k: statistics.median(f for _, f in v) for k, v in rows.items()
+        },
         "median_import_seconds": {k: statistics.median(i for i, _ in v) for k, v in rows.items()},
-    }  # fmt: skip
+    }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["median_first_call_seconds"]), "->", args.out)
 

@@ -32,12 +32,18 @@ def create(path: str) -> None:
     from jaxmom.results import Store
 
     spec = dict(
-        axes={"beta": [i / AXIS for i in range(AXIS)],
-              "learning_rate": [10 ** (-3 + 3 * i / AXIS) for i in range(AXIS)]},
+        axes={
+            "beta": [i / AXIS for i in range(AXIS)],
+            "learning_rate": [10 ** (-3 + 3 * i / AXIS) for i in range(AXIS)],
+        },
         seeds=list(range(SEEDS)),
         outputs={"final_loss": [[], "float32"], "epoch_losses": [[EPOCHS], "float32"]},
-        settings={"epochs": EPOCHS}, data=None, computation=None, block=[512, 1], metadata={},
-    )  # fmt: skip
+        settings={"epochs": EPOCHS},
+        data=None,
+        computation=None,
+        block=[512, 1],
+        metadata={},
+    )
     Store.open(path, spec).close()
 
 
@@ -57,10 +63,14 @@ def open_and_read(path: str) -> dict:
     one = res.outputs["final_loss"][3, 5]  # one grid point, all seeds: NaN (not computed)
     read_one = time.perf_counter() - t0
     return {
-        "runs": runs, "import_seconds": imported, "open_seconds": opened,
-        "read_one_point_seconds": read_one, "values_read": int(one.size),
-        "max_rss_mb_after_import": base, "max_rss_mb_after_open_and_read": rss_mb(),
-    }  # fmt: skip
+        "runs": runs,
+        "import_seconds": imported,
+        "open_seconds": opened,
+        "read_one_point_seconds": read_one,
+        "values_read": int(one.size),
+        "max_rss_mb_after_import": base,
+        "max_rss_mb_after_open_and_read": rss_mb(),
+    }
 
 
 def main() -> None:
@@ -81,8 +91,9 @@ def main() -> None:
         me = [sys.executable, __file__, "--out", args.out, "--path", path, "--step"]
         subprocess.run([*me, "create"], check=True)
         created = time.perf_counter() - t0
-        row = json.loads(subprocess.run([*me, "open"], check=True, capture_output=True,
-                                        text=True).stdout)  # fmt: skip
+        row = json.loads(
+            subprocess.run([*me, "open"], check=True, capture_output=True, text=True).stdout
+        )
         disk = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -94,11 +105,18 @@ def main() -> None:
     report = {
         "what": "SweepResult.load of a 10^9-run store (1000 x 1000 points x 1000 seeds, nothing "
         "computed) in a fresh process, and one grid point's seeds read",
-        "date": time.strftime("%Y-%m-%d"), "cpu": platform.processor() or _cpu(),
-        "versions": {"python": platform.python_version(), "jaxmom": jaxmom.__version__,
-                     "jax": jax.__version__, "zarr": zarr.__version__},
-        "create_seconds_with_process_start": created, "store_bytes_on_disk": disk, **row,
-    }  # fmt: skip
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": platform.processor() or _cpu(),
+        "versions": {
+            "python": platform.python_version(),
+            "jaxmom": jaxmom.__version__,
+            "jax": jax.__version__,
+            "zarr": zarr.__version__,
+        },
+        "create_seconds_with_process_start": created,
+        "store_bytes_on_disk": disk,
+        **row,
+    }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

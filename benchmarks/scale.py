@@ -37,16 +37,21 @@ def one(runs: int, record_every: int, out: str | None) -> dict:
     meta = res.metadata
     size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file()) if out else None
     return {
-        "runs": int(res.diverged.size), "steps": meta["settings"]["steps"],
-        "record_every": record_every, "store": out is not None, "seconds": total,
+        "runs": int(res.diverged.size),
+        "steps": meta["settings"]["steps"],
+        "record_every": record_every,
+        "store": out is not None,
+        "seconds": total,
         "sweep_wall_seconds": meta["wall_seconds"],
         "write_wait_seconds": meta.get("write_wait_seconds", 0.0),
         "writer_busy_seconds": meta.get("writer_busy_seconds", 0.0),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "store_bytes": size, "diverged": int(res.diverged.sum()),
-        "model_steps_per_second":
-            res.diverged.size * meta["settings"]["steps"] / meta["wall_seconds"],
-    }  # fmt: skip
+        "store_bytes": size,
+        "diverged": int(res.diverged.sum()),
+        "model_steps_per_second": res.diverged.size
+        * meta["settings"]["steps"]
+        / meta["wall_seconds"],
+    }
 
 
 def main(argv=None) -> int:
@@ -67,8 +72,18 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(dir=Path(args.out).absolute().parent) as tmp:
         for target in ("memory", str(Path(tmp) / "million.zarr")):
-            cmd = [sys.executable, __file__, "--runs", str(args.runs), "--record-every",
-                   str(args.record_every), "--out", args.out, "--one", target]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--runs",
+                str(args.runs),
+                "--record-every",
+                str(args.record_every),
+                "--out",
+                args.out,
+                "--one",
+                target,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
@@ -80,10 +95,14 @@ def main(argv=None) -> int:
 
     setup_devices()
     report = {
-        "date": time.strftime("%Y-%m-%d"), "device": bench.device_info(),
-        "peak_gflops": Peak(2048).gflops, "matmul_size": 2048,
-        "versions": bench.versions(None), "jax_devices": jax.device_count(), "rows": rows,
-    }  # fmt: skip
+        "date": time.strftime("%Y-%m-%d"),
+        "device": bench.device_info(),
+        "peak_gflops": Peak(2048).gflops,
+        "matmul_size": 2048,
+        "versions": bench.versions(None),
+        "jax_devices": jax.device_count(),
+        "rows": rows,
+    }
     mem, disk = rows
     report["store_overhead"] = disk["seconds"] / mem["seconds"] - 1
     report["write_wait_fraction"] = disk["write_wait_seconds"] / disk["sweep_wall_seconds"]

@@ -30,8 +30,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             path = Path(tmp) / f"run{i}.json"
-            subprocess.run([sys.executable, "-m", "jaxmom", "bench", "--out", str(path),
-                            *args.bench_args], check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "jaxmom", "bench", "--out", str(path), *args.bench_args],
+                check=True,
+            )
             reports.append(json.loads(path.read_text()))
             if i == 0 and args.keep is not None:
                 shutil.copy(path, args.keep)
@@ -43,16 +45,22 @@ def main() -> None:
         return (max(values) - min(values)) / max(values)
 
     summary = {
-        "date": time.strftime("%Y-%m-%d"), "device": reports[0]["device"],
-        "versions": reports[0]["versions"], "bench_args": args.bench_args,
-        "peaks_gflops": peaks, "peak_spread": spread(peaks),
+        "date": time.strftime("%Y-%m-%d"),
+        "device": reports[0]["device"],
+        "versions": reports[0]["versions"],
+        "bench_args": args.bench_args,
+        "peaks_gflops": peaks,
+        "peak_spread": spread(peaks),
         "peak_sample_spreads": [r["peak"]["spread"] for r in reports],
         "theoretical": reports[0]["peak"]["theoretical"],
-        "ratios": ratios, "ratio_spreads": {k: spread(v) for k, v in ratios.items()},
-    }  # fmt: skip
+        "ratios": ratios,
+        "ratio_spreads": {k: spread(v) for k, v in ratios.items()},
+    }
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"peaks {[round(p, 1) for p in peaks]} (spread {100 * summary['peak_spread']:.1f}%); "
-          f"largest ratio spread {100 * max(summary['ratio_spreads'].values()):.1f}%")  # fmt: skip
+    print(
+        f"peaks {[round(p, 1) for p in peaks]} (spread {100 * summary['peak_spread']:.1f}%); "
+        f"largest ratio spread {100 * max(summary['ratio_spreads'].values()):.1f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def run(out: Path, quick: bool = False) -> dict:
     res.plot_final_loss(ax)
     ax.axvspan(0.8, 0.9, color="grey", alpha=0.15, label="the chapter's 0.8-0.9")
     # outside the axes: inside, it covered the spike of the largest betas
-    ax.legend(title="median, min-max over seeds", fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.01, 1))  # fmt: skip
+    ax.legend(
+        title="median, min-max over seeds", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1)
+    )
     ax.set_title(f"{res.final_loss.size} runs, {epochs} epochs each")
     figures = [save_figure(fig, out, f"{NAME}.png")]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -68,8 +69,12 @@ def run(out: Path, quick: bool = False) -> dict:
             chapter_band < sgd,
         )
     ]
-    numbers = {"best_beta": best, "diverged": int(res.diverged.sum()), "runs": res.diverged.size,
-               "wall_seconds": res.metadata["wall_seconds"]}  # fmt: skip
+    numbers = {
+        "best_beta": best,
+        "diverged": int(res.diverged.sum()),
+        "runs": res.diverged.size,
+        "wall_seconds": res.metadata["wall_seconds"],
+    }
     return write_result(out, NAME, {"figures": figures, "claims": claims, "numbers": numbers})
 
 

@@ -65,20 +65,35 @@ def run(out: Path, quick: bool = False) -> dict:
     plot_law(axes[0], res, steps, f"Digits: final training loss, {res.diverged.size} runs")
     cmap = plt.get_cmap("magma").with_extremes(bad="0.6")
     im = axes[1].pcolormesh(
-        cell_edges(betas), cell_edges(lrs, log=True), np.ma.masked_array(acc, ~ok).T, cmap=cmap,
-        vmin=0, vmax=1,
-    )  # fmt: skip
+        cell_edges(betas),
+        cell_edges(lrs, log=True),
+        np.ma.masked_array(acc, ~ok).T,
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+    )
     grey = " (grey: diverged)" if (~ok).any() else ""
     fig.colorbar(im, ax=axes[1], label=f"test accuracy, mean over seeds{grey}")
-    axes[1].set(yscale="log", xlabel="β", ylabel="learning rate", title="Digits: test accuracy",
-                ylim=axes[0].get_ylim(), xlim=axes[0].get_xlim())  # fmt: skip
+    axes[1].set(
+        yscale="log",
+        xlabel="β",
+        ylabel="learning rate",
+        title="Digits: test accuracy",
+        ylim=axes[0].get_ylim(),
+        xlim=axes[0].get_xlim(),
+    )
     figures = [save_figure(fig, out, f"{NAME}.png")]
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(lrs, list(best.values()), "o-", label="best β (highest test accuracy)")
     ax.plot(lrs, list(best_acc.values()), "s--", label="its test accuracy")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="β  /  accuracy", ylim=(-0.05, 1.05),
-           title="Digits: the best β for each learning rate")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="learning rate",
+        ylabel="β  /  accuracy",
+        ylim=(-0.05, 1.05),
+        title="Digits: the best β for each learning rate",
+    )
     ax.legend(loc="center left", fontsize=8)
     figures.append(save_figure(fig, out, f"{NAME}_best_beta.png"))
 

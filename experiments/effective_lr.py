@@ -96,8 +96,15 @@ def plot_law(ax, res: jaxmom.SweepResult, steps: int, title: str, metric: str = 
         # the label inside the axes: at the left edge, or where the line comes below the top
         at = betas.min() if c * (1 - betas.min()) < hi / 2 else 1 - hi / 2 / c
         if at < betas.max() - 0.12 * (betas.max() - betas.min()):  # room for the text
-            ax.annotate(f"{c:.2g}", (at, c * (1 - at)), color="w", fontsize=7, xytext=(3, 3),
-                        textcoords="offset points", annotation_clip=True)  # fmt: skip
+            ax.annotate(
+                f"{c:.2g}",
+                (at, c * (1 - at)),
+                color="w",
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                annotation_clip=True,
+            )
     ax.axvline(1 - 20 / steps, color="r", lw=1, label=f"1/(1 − β) = steps/20 ({steps} steps)")
     ax.set(yscale="log", xlabel="β", ylabel="learning rate", title=title)
     ax.set_ylim(lo, hi)  # whole cells: half a (log) step beyond the first and last rate
@@ -141,8 +148,12 @@ def run(out: Path, quick: bool = False) -> dict:
     plot_law(ax, res, steps, f"The chapter's MLP: final loss, {res.diverged.size} runs")
     figures = [save_figure(fig, out, f"{NAME}.png")]
     claims = [law_claim("chapter's MLP", stats)]
-    numbers = {**stats, "runs": res.diverged.size, "diverged": int(res.diverged.sum()),
-               "wall_seconds": res.metadata["wall_seconds"]}  # fmt: skip
+    numbers = {
+        **stats,
+        "runs": res.diverged.size,
+        "diverged": int(res.diverged.sum()),
+        "wall_seconds": res.metadata["wall_seconds"],
+    }
     return write_result(out, NAME, {"figures": figures, "claims": claims, "numbers": numbers})
 
 

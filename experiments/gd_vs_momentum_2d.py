@@ -59,8 +59,15 @@ def run(out: Path, quick: bool = False) -> dict:
     )
     colours = dict(zip(methods, ("tab:red", "tab:blue"), strict=True))
     for (label, start), p in paths.items():
-        ax.plot(p[:, 0], p[:, 1], "o-", ms=3, lw=1, color=colours[label],
-                label=label if start == STARTS[0] else None)  # fmt: skip
+        ax.plot(
+            p[:, 0],
+            p[:, 1],
+            "o-",
+            ms=3,
+            lw=1,
+            color=colours[label],
+            label=label if start == STARTS[0] else None,
+        )
     ax.plot(0, 0, "k*", ms=10)
     ax.set(xlabel="x", ylabel="y", title=f"f = x² + 10y², {STEPS} iterations")
     ax.legend(loc="lower right", fontsize=8)
@@ -77,8 +84,11 @@ def run(out: Path, quick: bool = False) -> dict:
             max(mom_d) < min(gd_d),
         )
     ]
-    numbers = {"distance_after_15": dist, "momentum": {"alpha": alpha, "beta": beta, "rate": rate},
-               "gd": {"alpha": gd_alpha, "rate": gd_rate}}  # fmt: skip
+    numbers = {
+        "distance_after_15": dist,
+        "momentum": {"alpha": alpha, "beta": beta, "rate": rate},
+        "gd": {"alpha": gd_alpha, "rate": gd_rate},
+    }
     return write_result(out, NAME, {"figures": figures, "claims": claims, "numbers": numbers})
 
 

@@ -41,8 +41,12 @@ def run(out: Path, quick: bool = False) -> dict:
     ax.plot(np.asarray(res.step_losses), label="Momentum")
     ax.legend(loc="best")
     # log scale: the first steps' spike (above 1) would squash the fall from 0.18 to 0.016
-    ax.set(xlabel="Steps", ylabel="Loss (log scale)", yscale="log",
-           title=f"heavy_ball(lr={LR}, beta={BETA})")  # fmt: skip
+    ax.set(
+        xlabel="Steps",
+        ylabel="Loss (log scale)",
+        yscale="log",
+        title=f"heavy_ball(lr={LR}, beta={BETA})",
+    )
     figures.append(save_figure(fig, out, "07_momentum_loss.png"))
 
     first, last = float(epoch_losses[0]), float(epoch_losses[-1])

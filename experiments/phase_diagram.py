@@ -96,8 +96,15 @@ def run(out: Path, quick: bool = False) -> dict:
         title="heavy ball on h/2·x²: the rate ρ(A)",
     )
     # a grey legend: its white and cyan entries are drawn as on the map, not white on white
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8,
-              facecolor="0.45", labelcolor="w", framealpha=1)  # fmt: skip
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.13),
+        ncol=2,
+        fontsize=8,
+        facecolor="0.45",
+        labelcolor="w",
+        framealpha=1,
+    )
     figures = [save_figure(fig, out, "phase_diagram.png")]
 
     claims = [

@@ -9,8 +9,21 @@ import pytest
 import jaxmom
 from jaxmom.cli import main as cli_main
 
-SAMPLE = ["--sample", "sobol:8", "--betas", "0:0.99", "--lrs", "log:1e-3:0.3", "--seeds", "2",
-          "--epochs", "2", "--no-progress", "--devices", "1"]  # fmt: skip
+SAMPLE = [
+    "--sample",
+    "sobol:8",
+    "--betas",
+    "0:0.99",
+    "--lrs",
+    "log:1e-3:0.3",
+    "--seeds",
+    "2",
+    "--epochs",
+    "2",
+    "--no-progress",
+    "--devices",
+    "1",
+]
 
 
 def test_sampled_trials_are_the_chapters_runs_at_those_values(tmp_path, capsys):
@@ -21,21 +34,41 @@ def test_sampled_trials_are_the_chapters_runs_at_those_values(tmp_path, capsys):
     assert "trial           beta  learning_rate" in text
     rows = list(csv.DictReader(out.open()))
     trials = jaxmom.sample(
-        {"beta": jaxmom.Uniform(0, 0.99), "learning_rate": jaxmom.LogUniform(1e-3, 0.3)}, 8,
+        {"beta": jaxmom.Uniform(0, 0.99), "learning_rate": jaxmom.LogUniform(1e-3, 0.3)},
+        8,
         method="sobol",
-    )  # fmt: skip
+    )
     assert [float(r["beta"]) for r in rows[::2]] == pytest.approx(trials["beta"], rel=1e-12)
     for i in (0, 5):  # a trial's run is the chapter's sweep at its values
-        want = jaxmom.sweep([trials["beta"][i]], [trials["learning_rate"][i]], seeds=[0, 1],
-                            epochs=2, progress=False)  # fmt: skip
+        want = jaxmom.sweep(
+            [trials["beta"][i]],
+            [trials["learning_rate"][i]],
+            seeds=[0, 1],
+            epochs=2,
+            progress=False,
+        )
         got = [float(r["final_loss"]) for r in rows[2 * i : 2 * i + 2]]
         np.testing.assert_allclose(got, want["final_loss"].ravel(), rtol=1e-6)
 
 
 def test_halving_from_the_command_line_resumes_its_store(tmp_path, capsys):
-    argv = ["sweep", *SAMPLE[:-5], "--epochs", "3", "--halving", "3", "--min-epochs", "1",
-            "--no-progress", "--devices", "1", "--out", str(tmp_path / "h"),
-            "--plot", str(tmp_path / "h.png")]  # fmt: skip
+    argv = [
+        "sweep",
+        *SAMPLE[:-5],
+        "--epochs",
+        "3",
+        "--halving",
+        "3",
+        "--min-epochs",
+        "1",
+        "--no-progress",
+        "--devices",
+        "1",
+        "--out",
+        str(tmp_path / "h"),
+        "--plot",
+        str(tmp_path / "h.png"),
+    ]
     assert cli_main(argv) == 0
     first = capsys.readouterr().out
     assert "successive halving (eta 3) over 16 runs" in first

@@ -20,10 +20,30 @@ def _port() -> int:
 
 
 def _args(out, port, pid, betas="0:0.99:4000", extra=()):
-    return ["sweep", "--betas", betas, "--seeds", "1", "--epochs", "2", "--chunk-size", "64",
-            "--no-progress", "--devices", "1", "--out", str(out), "--distributed",
-            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id",
-            str(pid), *extra]  # fmt: skip
+    return [
+        "sweep",
+        "--betas",
+        betas,
+        "--seeds",
+        "1",
+        "--epochs",
+        "2",
+        "--chunk-size",
+        "64",
+        "--no-progress",
+        "--devices",
+        "1",
+        "--out",
+        str(out),
+        "--distributed",
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        "2",
+        "--process-id",
+        str(pid),
+        *extra,
+    ]
 
 
 def _two_processes_under_way(out):
@@ -76,8 +96,20 @@ def test_a_partner_killed_mid_sweep_ends_the_other_in_one_line_and_all_resume(tm
 @pytest.mark.parametrize("address", ["notaport", "host:", ":123", "host:70000", "host:x"])
 def test_the_coordinator_is_checked_before_jax_starts(address, capsys):
     with pytest.raises(SystemExit) as e:
-        cli_main(["sweep", "--betas", "0.9", "--distributed", "--coordinator", address,
-                  "--num-processes", "2", "--process-id", "0"])  # fmt: skip
+        cli_main(
+            [
+                "sweep",
+                "--betas",
+                "0.9",
+                "--distributed",
+                "--coordinator",
+                address,
+                "--num-processes",
+                "2",
+                "--process-id",
+                "0",
+            ]
+        )
     assert e.value.code == 2
     assert f"--coordinator must be HOST:PORT (e.g. 127.0.0.1:23456), got {address!r}" in (
         capsys.readouterr().err

@@ -280,5 +280,6 @@ def test_optax_spellings_of_beta_are_the_same_optimizer_under_jit(problem):
     plain = optax.inject_hyperparams(jaxmom.sgd_momentum)(learning_rate=0.05)
     assert set(plain.init(params).hyperparams) == {"learning_rate"}
     # the default beta is 0.9, as in 0.4
-    _assert_equal(_run(jaxmom.sgd_momentum(0.05), params, h),
-                  _run(optax.sgd(0.05, momentum=0.9), params, h))  # fmt: skip
+    _assert_equal(
+        _run(jaxmom.sgd_momentum(0.05), params, h), _run(optax.sgd(0.05, momentum=0.9), params, h)
+    )

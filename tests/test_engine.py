@@ -76,8 +76,11 @@ def test_each_run_equals_a_direct_call_with_nested_outputs(swept, data):
 def test_a_hand_written_vmap_gives_the_same_bits(swept, data):
     """The engine's blocks against ``jit(vmap(vmap(train_fn)))`` over the same grid."""
     b, lr, st = np.meshgrid(*[np.asarray(v) for v in GRID.values()], indexing="ij")
-    hp = {"beta": jnp.float32(b.ravel()), "learning_rate": jnp.float32(lr.ravel()),
-          "steps": jnp.int32(st.ravel())}  # fmt: skip
+    hp = {
+        "beta": jnp.float32(b.ravel()),
+        "learning_rate": jnp.float32(lr.ravel()),
+        "steps": jnp.int32(st.ravel()),
+    }
     keys = jax.vmap(jax.random.key)(jnp.asarray(SEEDS))
     fn = jax.jit(jax.vmap(lambda h: jax.vmap(lambda k: logistic(h, k, data))(keys)))
     ref = np.asarray(fn(hp)["loss"]).reshape(3, 2, 2, 2, 12)
@@ -98,8 +101,9 @@ def test_many_seeds_are_cut_into_bounded_blocks(data, tmp_path):
     """One grid point, 40 seeds, 8 runs a call: blocks of 1 point x 8 seeds."""
     seeds = list(range(40))
     grid = {"beta": [0.9], "learning_rate": [0.5], "steps": [10]}
-    res = jaxmom.grid_sweep(logistic, grid, seeds, data=data, chunk_size=8, out=tmp_path / "s",
-                            progress=False)  # fmt: skip
+    res = jaxmom.grid_sweep(
+        logistic, grid, seeds, data=data, chunk_size=8, out=tmp_path / "s", progress=False
+    )
     import zarr
 
     assert zarr.open_group(tmp_path / "s", mode="r").attrs["block"] == [1, 8]
@@ -124,8 +128,10 @@ def test_seeds_alone_and_divergence_from_chosen_outputs():
 def test_values_are_stored_as_given_and_best_reports_them(data):
     res = jaxmom.grid_sweep(
         lambda hp, k, d: {"final_loss": logistic(hp, k, d)["final"]["loss"]},
-        {"beta": [0.9, 0.3], "learning_rate": [0.7], "steps": [12]}, data=data, progress=False,
-    )  # fmt: skip
+        {"beta": [0.9, 0.3], "learning_rate": [0.7], "steps": [12]},
+        data=data,
+        progress=False,
+    )
     assert res.axes["beta"].tolist() == [0.9, 0.3]
     assert res.best(1)[0]["beta"] in (0.9, 0.3)  # 0.9, not 0.8999999761581421
     assert "0.9" in res.summary()
@@ -133,8 +139,9 @@ def test_values_are_stored_as_given_and_best_reports_them(data):
 
 def test_the_store_reads_lazily_slice_by_slice(swept, data, tmp_path):
     out = tmp_path / "s.zarr"
-    stored = jaxmom.grid_sweep(logistic, GRID, SEEDS, data=data, chunk_size=5, out=out,
-                               progress=False)  # fmt: skip
+    stored = jaxmom.grid_sweep(
+        logistic, GRID, SEEDS, data=data, chunk_size=5, out=out, progress=False
+    )
     lazy = stored.outputs["loss"]
     assert lazy.shape == (3, 2, 2, 2, 12)
     np.testing.assert_array_equal(lazy[1, :, 0], swept["loss"][1, :, 0])
@@ -151,10 +158,16 @@ def test_a_store_in_use_is_refused_and_a_killed_owner_frees_it(data, tmp_path):
         jaxmom.grid_sweep(logistic, GRID, SEEDS, data=data, out=out, progress=False)
     lock.release()
     holder = subprocess.Popen(  # another process takes the lock, then is killed
-        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
-         " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
-         str(out / ".lock")], stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
+            " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+            str(out / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     fd = os.open(out / ".lock", os.O_RDWR)
     with pytest.raises(BlockingIOError):
@@ -228,10 +241,13 @@ def test_csv_of_100_000_runs_is_linear(tmp_path):
     """The CSV of 100,000 runs (the old export was quadratic: 30 s for 16,384 rows)."""
     n = 100_000
     res = jaxmom.SweepResult(
-        {"beta": np.linspace(0, 0.99, n // 4), "lr": [0.01, 0.1]}, [0, 1],
+        {"beta": np.linspace(0, 0.99, n // 4), "lr": [0.01, 0.1]},
+        [0, 1],
         {"final_loss": np.arange(n, dtype=np.float32).reshape(n // 2, 2)},
-        np.zeros((n // 2, 2), bool), np.ones((n // 2, 2), bool), {},
-    )  # fmt: skip
+        np.zeros((n // 2, 2), bool),
+        np.ones((n // 2, 2), bool),
+        {},
+    )
     rows = res.to_csv(tmp_path / "big.csv").read_text().splitlines()
     assert len(rows) == n + 1 and rows[0] == "beta,lr,seed,final_loss,diverged"
     assert rows[2] == "0.0,0.01,1,1.0,False" and rows[-1] == "0.99,0.1,1,99999.0,False"

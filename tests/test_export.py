@@ -31,10 +31,13 @@ def test_the_chapter_sweep_block_lowers_for_gpu_and_tpu():
 
 def test_the_engine_block_over_an_nnx_model_lowers_for_gpu_and_tpu():
     train_fn = jaxmom.nnx_train_fn(
-        digits_model, DIGITS_LOSS,
+        digits_model,
+        DIGITS_LOSS,
         lambda beta, learning_rate: jaxmom.sgd_momentum(learning_rate, beta),
-        epochs=1, batch_size=32, metrics={"accuracy": jaxmom.accuracy},
-    )  # fmt: skip
+        epochs=1,
+        batch_size=32,
+        metrics={"accuracy": jaxmom.accuracy},
+    )
     data = (  # digits' shapes: 64 features, 10 classes
         jnp.zeros((96, 64)),
         jnp.zeros(96, jnp.int32),
@@ -47,10 +50,12 @@ def test_the_engine_block_over_an_nnx_model_lowers_for_gpu_and_tpu():
 
 @pytest.mark.parametrize(
     "opt",
-    [jaxmom.sgd_momentum(jnp.float32(0.01), jnp.float32(0.9)),
-     optax.inject_hyperparams(jaxmom.sgd_momentum)(0.01, 0.9, nesterov=True)],
+    [
+        jaxmom.sgd_momentum(jnp.float32(0.01), jnp.float32(0.9)),
+        optax.inject_hyperparams(jaxmom.sgd_momentum)(0.01, 0.9, nesterov=True),
+    ],
     ids=["arrays", "inject_hyperparams"],
-)  # fmt: skip
+)
 def test_train_lowers_for_gpu_and_tpu(opt):
     params, order = jaxmom.seed_inputs(0, epochs=2)
     x, y = jaxmom.make_dataset()

@@ -28,8 +28,9 @@ def test_the_kernel_equals_xla_at_every_step_for_any_number_of_models(seed, nest
     m = fused.BLOCK + 3  # two programs, the second padded
     betas = jnp.linspace(0.0, 0.99, m, dtype=jnp.float32)
     lrs = jnp.geomspace(0.003, 0.3, m).astype(jnp.float32)
-    got = fused.train_block(params, xb, yb, order.mask, betas, lrs, nesterov=nesterov,
-                            interpret=True)  # fmt: skip
+    got = fused.train_block(
+        params, xb, yb, order.mask, betas, lrs, nesterov=nesterov, interpret=True
+    )
     assert got.shape == (EPOCHS * 32, m)
 
     def xla(beta, lr):
@@ -43,10 +44,17 @@ def test_the_kernel_equals_xla_at_every_step_for_any_number_of_models(seed, nest
 def test_sweep_with_the_kernel_equals_sweep_with_xla():
     kw = dict(seeds=[0, 3], epochs=EPOCHS, progress=False, chunk_size=4)
     for nesterov, every in [(False, 1), (True, 4)]:
-        xla = jaxmom.sweep([0.0, 0.5, 0.9], [0.01, 0.1], kernel="xla", nesterov=nesterov,
-                           record_every=every, **kw)  # fmt: skip
-        pallas = jaxmom.sweep([0.0, 0.5, 0.9], [0.01, 0.1], kernel="pallas", nesterov=nesterov,
-                              record_every=every, **kw)  # fmt: skip
+        xla = jaxmom.sweep(
+            [0.0, 0.5, 0.9], [0.01, 0.1], kernel="xla", nesterov=nesterov, record_every=every, **kw
+        )
+        pallas = jaxmom.sweep(
+            [0.0, 0.5, 0.9],
+            [0.01, 0.1],
+            kernel="pallas",
+            nesterov=nesterov,
+            record_every=every,
+            **kw,
+        )
         for name in ("step_losses", "epoch_losses", "final_loss"):
             np.testing.assert_allclose(pallas[name], xla[name], rtol=1e-4)
     assert jaxmom.chapter._sweep.resolve_kernel("auto") == "xla"  # no GPU here

@@ -60,8 +60,16 @@ def data():
 
 @pytest.fixture(scope="module")
 def halved(data):
-    return jaxmom.halving_sweep(TASK, TRIALS, seeds=[0, 1], data=data, min_steps=4,
-                                max_steps=36, metric="loss", progress=False)  # fmt: skip
+    return jaxmom.halving_sweep(
+        TASK,
+        TRIALS,
+        seeds=[0, 1],
+        data=data,
+        min_steps=4,
+        max_steps=36,
+        metric="loss",
+        progress=False,
+    )
 
 
 def test_a_run_advanced_in_pieces_is_the_run_trained_at_once(data):
@@ -86,8 +94,13 @@ def test_an_nnx_run_advanced_in_pieces_across_epochs_is_the_run_at_once():
     kx, kw = jax.random.split(jax.random.key(0))
     x = jax.random.normal(kx, (70, 6))
     data = (x, jnp.argmax(x @ jax.random.normal(kw, (6, 3)), axis=1), x[:20], jnp.zeros(20, int))
-    task = jaxmom.nnx_task(Regularized, LOSS, lambda beta: jaxmom.sgd_momentum(0.05, beta),
-                           batch_size=16, metrics={"accuracy": jaxmom.accuracy})  # fmt: skip
+    task = jaxmom.nnx_task(
+        Regularized,
+        LOSS,
+        lambda beta: jaxmom.sgd_momentum(0.05, beta),
+        batch_size=16,
+        metrics={"accuracy": jaxmom.accuracy},
+    )
     hp = {"beta": jnp.float32(0.9)}
 
     @jax.jit
@@ -100,8 +113,9 @@ def test_an_nnx_run_advanced_in_pieces_across_epochs_is_the_run_at_once():
     for k in ("final_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(pieces[k], whole[k], rtol=1e-6)
     # final_loss is the mean loss of the last finished epoch, as nnx_train_fn's epoch_losses
-    fn = jaxmom.nnx_train_fn(Regularized, LOSS, lambda beta: jaxmom.sgd_momentum(0.05, beta),
-                             epochs=2, batch_size=16)  # fmt: skip
+    fn = jaxmom.nnx_train_fn(
+        Regularized, LOSS, lambda beta: jaxmom.sgd_momentum(0.05, beta), epochs=2, batch_size=16
+    )
     out = jax.jit(fn)(hp, jax.random.key(4), data)
     np.testing.assert_allclose(out["final_loss"], out["epoch_losses"][-1], rtol=1e-6)
 
@@ -136,8 +150,7 @@ def test_every_rung_keeps_the_best_third_of_its_trials_by_their_mean(halved):
 
 
 def test_survivors_end_where_trial_sweep_of_the_whole_training_ends(halved, data):
-    full = jaxmom.trial_sweep(TASK.train_fn(36), TRIALS, seeds=[0, 1], data=data,
-                              progress=False)  # fmt: skip
+    full = jaxmom.trial_sweep(TASK.train_fn(36), TRIALS, seeds=[0, 1], data=data, progress=False)
     done = halved.rungs["reached"] == 36
     for name in ("loss", "w"):
         np.testing.assert_allclose(halved[name][done], full[name][done], rtol=1e-5, atol=1e-7)
@@ -147,8 +160,17 @@ def test_survivors_end_where_trial_sweep_of_the_whole_training_ends(halved, data
 
 
 def test_mode_max_keeps_the_highest_and_hyperband_shares_the_trials(data):
-    res = jaxmom.halving_sweep(TASK, TRIALS, seeds=[0], data=data, min_steps=4, max_steps=36,
-                               brackets=3, metric="accuracy", progress=False)  # fmt: skip
+    res = jaxmom.halving_sweep(
+        TASK,
+        TRIALS,
+        seeds=[0],
+        data=data,
+        min_steps=4,
+        max_steps=36,
+        brackets=3,
+        metric="accuracy",
+        progress=False,
+    )
     bracket, reached = res.rungs["bracket"], res.rungs["reached"]
     sizes = jaxmom.engine._halving.bracket_sizes(27, 3, 3, 3)
     assert [int((bracket == b).sum()) for b in range(3)] == sizes and sum(sizes) == 27
@@ -205,8 +227,9 @@ def test_bad_settings_are_refused_before_any_compute(kwargs, match, data):
     with pytest.raises(ValueError, match=match):
         jaxmom.halving_sweep(TASK, TRIALS, **args)
     with pytest.raises(TypeError, match=r"task must be a jaxmom\.Task"):
-        jaxmom.halving_sweep(TASK.train_fn(4), TRIALS, data=data, min_steps=4, max_steps=8,
-                             metric="loss")  # fmt: skip
+        jaxmom.halving_sweep(
+            TASK.train_fn(4), TRIALS, data=data, min_steps=4, max_steps=8, metric="loss"
+        )
 
 
 def test_a_halving_folder_with_other_settings_or_foreign_files_is_refused(tmp_path, data):
@@ -228,12 +251,26 @@ def test_halving_an_nnx_model_from_within_its_first_epoch():
     x = jax.random.normal(kx, (70, 6))
     y = jnp.argmax(x @ jax.random.normal(kw, (6, 3)), axis=1)
     data = (x, y, x[:30], y[:30])
-    task = jaxmom.nnx_task(Regularized, LOSS, lambda beta, learning_rate: jaxmom.sgd_momentum(
-        learning_rate, beta), batch_size=16, metrics={"accuracy": jaxmom.accuracy})  # fmt: skip
-    trials = jaxmom.sample({"beta": jaxmom.Uniform(0.0, 0.9),
-                            "learning_rate": jaxmom.LogUniform(1e-3, 0.3)}, 9)  # fmt: skip
-    res = jaxmom.halving_sweep(task, trials, seeds=[0, 1], data=data, min_steps=2, max_steps=18,
-                               metric="test_loss", progress=False)  # fmt: skip
+    task = jaxmom.nnx_task(
+        Regularized,
+        LOSS,
+        lambda beta, learning_rate: jaxmom.sgd_momentum(learning_rate, beta),
+        batch_size=16,
+        metrics={"accuracy": jaxmom.accuracy},
+    )
+    trials = jaxmom.sample(
+        {"beta": jaxmom.Uniform(0.0, 0.9), "learning_rate": jaxmom.LogUniform(1e-3, 0.3)}, 9
+    )
+    res = jaxmom.halving_sweep(
+        task,
+        trials,
+        seeds=[0, 1],
+        data=data,
+        min_steps=2,
+        max_steps=18,
+        metric="test_loss",
+        progress=False,
+    )
     assert not res.diverged.any()
     assert res.rungs["steps"].tolist() == [2, 6, 18] and (res.rungs["reached"] == 18).sum() == 1
     full = jaxmom.trial_sweep(task.train_fn(18), trials, seeds=[0, 1], data=data, progress=False)

@@ -2,6 +2,7 @@
 with today's code, to the same bits."""
 
 import ast
+import inspect
 import json
 import shutil
 import subprocess
@@ -46,9 +47,11 @@ def test_a_chapter_store_of_0_4_resumes(tmp_path):
     import make_v04_stores as made
 
     before, after = _resume(
-        tmp_path, "chapter.zarr", [(1, 0)],
+        tmp_path,
+        "chapter.zarr",
+        [(1, 0)],
         lambda out: jaxmom.sweep(**made.CHAPTER, out=out, progress=False, chunk_size=2),
-    )  # fmt: skip
+    )
     assert before.keys() == after.keys()
     for k in before:
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
@@ -59,10 +62,19 @@ def test_an_nnx_trial_store_of_0_4_resumes(tmp_path):
 
     task, data = made.nnx_setup()
     before, after = _resume(
-        tmp_path, "nnx.zarr", [(1, 1), (0, 0)],
-        lambda out: jaxmom.trial_sweep(task.train_fn(6), made.NNX_TRIALS, (0, 1), data=data,
-                                       chunk_size=2, out=out, progress=False),
-    )  # fmt: skip
+        tmp_path,
+        "nnx.zarr",
+        [(1, 1), (0, 0)],
+        lambda out: jaxmom.trial_sweep(
+            task.train_fn(6),
+            made.NNX_TRIALS,
+            (0, 1),
+            data=data,
+            chunk_size=2,
+            out=out,
+            progress=False,
+        ),
+    )
     for k in before:
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
 
@@ -168,8 +180,10 @@ def test_no_import_cycle():
 
 
 def test_modules_stay_small():
-    sizes = {p.relative_to(PACKAGE.parent): len(p.read_text().splitlines())
-             for p in PACKAGE.rglob("*.py")}  # fmt: skip
+    sizes = {
+        p.relative_to(PACKAGE.parent): len(p.read_text().splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
     assert max(sizes.values()) <= 350, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
 
 
@@ -183,3 +197,37 @@ def test_import_jaxmom_loads_neither_bench_nor_cli_and_keeps_0_4_names():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:3] == ["[]", "[]", "True True"], out.stdout + out.stderr
+
+
+def _public():
+    """``(qualified name, object)`` of every name the API exports: ``jaxmom.__all__`` and each
+    layer's ``__all__``."""
+    import importlib
+
+    seen = {}
+    for mod in (
+        "jaxmom",
+        *(f"jaxmom.{s}" for s in ("optim", "training", "engine", "results", "chapter", "cli")),
+    ):
+        m = importlib.import_module(mod)
+        for name in m.__all__:
+            obj = getattr(m, name)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and id(obj) not in seen:
+                seen[id(obj)] = (f"{mod}.{name}", obj)
+    return list(seen.values())
+
+
+def test_every_public_function_and_class_says_its_args_and_returns():
+    missing = []
+    for name, obj in _public():
+        doc = inspect.getdoc(obj) or ""
+        if inspect.isclass(obj) and issubclass(obj, Exception):
+            need = ()
+        elif inspect.isclass(obj):
+            need = ("Args:",) if "Attributes:" not in doc else ()
+        else:
+            need = ("Args:", "Returns:")
+        missing += [f"{name}: {s}" for s in need if s not in doc]
+        if not doc:
+            missing.append(f"{name}: no docstring")
+    assert not missing, "\n".join(missing)

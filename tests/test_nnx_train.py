@@ -35,9 +35,14 @@ def data():
 @pytest.fixture(scope="module")
 def train_fn():
     return jaxmom.nnx_train_fn(
-        MLP, LOSS, lambda beta, learning_rate: jaxmom.sgd_momentum(learning_rate, beta),
-        epochs=EPOCHS, batch_size=BATCH, metrics={"accuracy": jaxmom.accuracy}, record_every=1,
-    )  # fmt: skip
+        MLP,
+        LOSS,
+        lambda beta, learning_rate: jaxmom.sgd_momentum(learning_rate, beta),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        metrics={"accuracy": jaxmom.accuracy},
+        record_every=1,
+    )
 
 
 class Regularized(nnx.Module):
@@ -97,9 +102,12 @@ def _direct_nnx_loop(beta, lr, seed, data, make=MLP, epochs=EPOCHS, batch=BATCH)
 
 def test_train_fn_equals_a_direct_nnx_loop(train_fn, data):
     res = jaxmom.grid_sweep(
-        train_fn, {"beta": [0.0, 0.9], "learning_rate": [0.05, 0.2]}, seeds=[0, 3], data=data,
+        train_fn,
+        {"beta": [0.0, 0.9], "learning_rate": [0.05, 0.2]},
+        seeds=[0, 3],
+        data=data,
         progress=False,
-    )  # fmt: skip
+    )
     assert res["step_losses"].shape == (2, 2, 2, EPOCHS * 5)
     for i, beta in enumerate([0.0, 0.9]):
         for j, lr in enumerate([0.05, 0.2]):
@@ -121,12 +129,16 @@ def test_bad_inputs_are_named(train_fn, data):
     with pytest.raises(ValueError, match="batch_size must be an integer"):
         jaxmom.nnx_train_fn(MLP, LOSS, lambda **k: None, epochs=1, batch_size=0)
     with pytest.raises(ValueError, match="data must be"):
-        jaxmom.grid_sweep(train_fn, {"beta": [0.9], "learning_rate": [0.1]}, data=data[:3],
-                          progress=False)  # fmt: skip
+        jaxmom.grid_sweep(
+            train_fn, {"beta": [0.9], "learning_rate": [0.1]}, data=data[:3], progress=False
+        )
     mean_loss = jaxmom.nnx_train_fn(
-        MLP, lambda o, t: jnp.mean(LOSS(o, t)), lambda beta: jaxmom.sgd_momentum(0.1, beta),
-        epochs=1, batch_size=BATCH,
-    )  # fmt: skip
+        MLP,
+        lambda o, t: jnp.mean(LOSS(o, t)),
+        lambda beta: jaxmom.sgd_momentum(0.1, beta),
+        epochs=1,
+        batch_size=BATCH,
+    )
     with pytest.raises(ValueError, match="one value per example"):
         jaxmom.grid_sweep(mean_loss, {"beta": [0.9]}, data=data[:2], progress=False)
 
@@ -143,13 +155,21 @@ def test_dropout_and_batchnorm_train_as_a_direct_nnx_loop(make, data):
     else:
         epochs, batch = EPOCHS, BATCH
     train_fn = jaxmom.nnx_train_fn(
-        make, LOSS, _sgd, epochs=epochs, batch_size=batch, metrics={"accuracy": jaxmom.accuracy},
+        make,
+        LOSS,
+        _sgd,
+        epochs=epochs,
+        batch_size=batch,
+        metrics={"accuracy": jaxmom.accuracy},
         record_every=1,
-    )  # fmt: skip
+    )
     res = jaxmom.grid_sweep(
-        train_fn, {"beta": [0.9], "learning_rate": [0.05]}, seeds=[0, 1], data=data,
+        train_fn,
+        {"beta": [0.9], "learning_rate": [0.05]},
+        seeds=[0, 1],
+        data=data,
         progress=False,
-    )  # fmt: skip
+    )
     for k, seed in enumerate([0, 1]):
         losses, test_loss, acc = _direct_nnx_loop(0.9, 0.05, seed, data, make, epochs, batch)
         np.testing.assert_allclose(res["step_losses"][0, 0, k], losses, rtol=1e-4, atol=1e-6)

@@ -25,8 +25,18 @@ def data():
 def test_every_trial_is_told_the_value_trial_sweep_gives(data):
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=8))
     compiled = len(blocks.COMPILED)
-    jaxmom.optuna_sweep(study, TASK, SPACE, 20, trials_per_batch=8, seeds=[0, 1], data=data,
-                        metric="loss", steps=12, progress=False)  # fmt: skip
+    jaxmom.optuna_sweep(
+        study,
+        TASK,
+        SPACE,
+        20,
+        trials_per_batch=8,
+        seeds=[0, 1],
+        data=data,
+        metric="loss",
+        steps=12,
+        progress=False,
+    )
     assert len(blocks.COMPILED) - compiled <= 1  # three batches (8, 8, 4 padded), one program
     trials = study.trials
     assert len(trials) == 20
@@ -47,8 +57,16 @@ def test_every_trial_is_told_the_value_trial_sweep_gives(data):
 
 def test_a_study_to_maximise_gets_the_accuracy(data):
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
-    jaxmom.optuna_sweep(study, TASK.train_fn(12), SPACE, 6, trials_per_batch=6, data=data,
-                        metric="accuracy", progress=False)  # fmt: skip
+    jaxmom.optuna_sweep(
+        study,
+        TASK.train_fn(12),
+        SPACE,
+        6,
+        trials_per_batch=6,
+        data=data,
+        metric="accuracy",
+        progress=False,
+    )
     done = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert study.best_value == max(done) and 0.5 < study.best_value <= 1.0
 
@@ -60,8 +78,9 @@ def test_bad_input_is_refused_before_any_trial_is_asked(data, monkeypatch):
     with pytest.raises(ValueError, match="a Task needs steps="):
         jaxmom.optuna_sweep(study, TASK, SPACE, 4, data=data, metric="loss")
     with pytest.raises(ValueError, match="low"):
-        jaxmom.optuna_sweep(study, TASK, {"beta": jaxmom.Uniform(1.0, 0.0)}, 4, data=data,
-                            metric="loss", steps=4)  # fmt: skip
+        jaxmom.optuna_sweep(
+            study, TASK, {"beta": jaxmom.Uniform(1.0, 0.0)}, 4, data=data, metric="loss", steps=4
+        )
     assert len(study.trials) == 0
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ImportError, match=r"needs optuna, which is not installed: pip install"):

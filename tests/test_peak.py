@@ -28,11 +28,15 @@ def test_the_peak_is_the_best_sample_and_reports_its_spread():
     [
         (EPYC, 2, 2 * 8 * 2 * 2 * 2.45, "8 float32 lanes"),
         (EPYC.replace("avx2 fma", "avx2 fma avx512f"), 4, 4 * 8 * 2 * 2 * 2.45, "8 float32"),
-        (EPYC.replace("AuthenticAMD", "GenuineIntel").replace("fma", "fma avx512f"), 1,
-         16 * 2 * 2 * 2.45, "16 float32 lanes"),
+        (
+            EPYC.replace("AuthenticAMD", "GenuineIntel").replace("fma", "fma avx512f"),
+            1,
+            16 * 2 * 2 * 2.45,
+            "16 float32 lanes",
+        ),
         (EPYC.replace("avx avx2 fma", ""), 2, 2 * 4 * 2 * 1 * 2.45, "4 float32 lanes"),
     ],
-)  # fmt: skip
+)
 def test_the_theoretical_cpu_peak_counts_cores_lanes_fma_and_clock(text, cores, gflops, lanes):
     got = cpu_theoretical(text, cores)
     assert got["gflops"] == pytest.approx(gflops) and lanes in got["how"]

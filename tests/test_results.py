@@ -63,9 +63,13 @@ def stored(data, tmp_path_factory):
 def test_best_and_summary_rank_in_either_direction():
     acc = np.array([[0.2, 0.3], [0.9, 0.95], [0.5, 0.6]], np.float32)  # 3 points x 2 seeds
     res = jaxmom.SweepResult(
-        {"beta": [0.0, 0.5, 0.9]}, [0, 1], {"test_accuracy": acc, "final_loss": 1 - acc},
-        np.zeros((3, 2), bool), np.ones((3, 2), bool), {},
-    )  # fmt: skip
+        {"beta": [0.0, 0.5, 0.9]},
+        [0, 1],
+        {"test_accuracy": acc, "final_loss": 1 - acc},
+        np.zeros((3, 2), bool),
+        np.ones((3, 2), bool),
+        {},
+    )
     top = res.best(2, metric="test_accuracy")  # an accuracy: the highest first by default
     assert [r["beta"] for r in top] == [0.5, 0.9]
     assert top[0]["test_accuracy"] == pytest.approx(0.925)
@@ -187,10 +191,13 @@ def test_plots_say_what_they_show():
     acc = np.linspace(0.2, 0.9, 6 * 2 * 2).reshape(6, 2, 2)
     diverged = np.zeros((6, 2, 2), bool)
     res = jaxmom.SweepResult(
-        {"beta": betas, "learning_rate": [0.01, 0.1]}, [0, 1],
+        {"beta": betas, "learning_rate": [0.01, 0.1]},
+        [0, 1],
         {"test_accuracy": acc.reshape(12, 2), "final_loss": 1 / acc.reshape(12, 2)},
-        diverged.reshape(12, 2), np.ones((12, 2), bool), {},
-    )  # fmt: skip
+        diverged.reshape(12, 2),
+        np.ones((12, 2), bool),
+        {},
+    )
     fig, axes = plt.subplots(1, 3)
     ax = res.plot_heatmap(axes[0], metric="test_accuracy")
     assert ax.get_title() == "median test_accuracy"  # no log10 of an accuracy

@@ -40,8 +40,10 @@ jaxmom.grid_sweep(make(scale), {"beta": [0.1, 0.2, 0.3, 0.4]}, seeds=[0, 1], chu
 def _sweep(path, scale=1.0, kind="square"):
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, str(path), str(scale), kind],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _forget_half(path):
@@ -88,8 +90,11 @@ def test_damaged_chunks_are_found_said_and_recomputed(tmp_path, capsys):
     # same-size garbage: found when read, naming the output and the store
     good = _chunk(path, 1).read_bytes()
     _chunk(path, 1).write_bytes(bytes(b ^ 0xFF for b in good))
-    with pytest.raises(ValueError, match=r"output 'loss' of the store .*damaged chunk of block "
-                       r"\(1, 0\).*verify --repair"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"output 'loss' of the store .*damaged chunk of block "
+        r"\(1, 0\).*verify --repair",
+    ):
         jaxmom.SweepResult.load(path)["loss"]
     assert jaxmom.SweepResult.load(path).verify() == [(1, 0)]
     assert cli_main(["verify", str(path)]) == 1
@@ -152,8 +157,10 @@ def test_a_kill_at_any_rename_of_creation_or_writing_resumes_bit_for_bit(tmp_pat
         path = tmp_path / f"s{n}.zarr"
         proc = subprocess.run(
             [sys.executable, "-c", KILL, str(path), str(n), str(jax.device_count())],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if proc.returncode == 0:  # the sweep made fewer than n renames: every point was hit
             assert f"renames {n - 1}" in proc.stdout
             break
@@ -201,8 +208,22 @@ def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(
     from jaxmom.results import Store
 
     path = tmp_path / "s.zarr"
-    argv = ["sweep", "--betas", "0:0.9:6", "--seeds", "1", "--epochs", "1", "--chunk-size", "2",
-            "--no-progress", "--devices", "1", "--out", str(path)]  # fmt: skip
+    argv = [
+        "sweep",
+        "--betas",
+        "0:0.9:6",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--chunk-size",
+        "2",
+        "--no-progress",
+        "--devices",
+        "1",
+        "--out",
+        str(path),
+    ]
     write, calls = Store.write_block, []
 
     def full_after_one(self, *args):
@@ -266,8 +287,12 @@ def test_foreign_files_are_ignored_damaged_metadata_is_named(tmp_path):
 
 
 def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, capsys):
-    for betas, shown in (([True, False], "betas=[True, False]"), ("abc", "betas='abc'"),
-                         (None, "betas=None"), ([0.1, None], "betas=[0.1, None]")):  # fmt: skip
+    for betas, shown in (
+        ([True, False], "betas=[True, False]"),
+        ("abc", "betas='abc'"),
+        (None, "betas=None"),
+        ([0.1, None], "betas=[0.1, None]"),
+    ):
         with pytest.raises(TypeError, match=re.escape(shown)):
             jaxmom.sweep(betas, progress=False)
     with pytest.raises(TypeError, match=r"seeds=3: pass range\(3\) for 3 seeds"):
@@ -284,8 +309,23 @@ def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, 
             cli_main(["sweep", *argv])
         assert e.value.code == 2 and message in capsys.readouterr().err
     out = tmp_path / "p.zarr"
-    assert cli_main(["sweep", "--betas", "0.5,0.9", "--seeds", "2", "--epochs", "1",
-                     "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli_main(
+            [
+                "sweep",
+                "--betas",
+                "0.5,0.9",
+                "--seeds",
+                "2",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     first = capsys.readouterr().out.splitlines()[0]
     assert first == (
         f"sweep: 4 runs (2 betas x 1 learning rates x 2 seeds) of 32 steps; results 0.0 MiB on "
@@ -295,8 +335,22 @@ def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, 
 
 def test_a_garbage_status_chunk_is_one_line_and_repaired(tmp_path, capsys):
     path = tmp_path / "s.zarr"
-    argv = ["sweep", "--betas", "0:0.9:6", "--seeds", "1", "--epochs", "1", "--chunk-size", "2",
-            "--no-progress", "--devices", "1", "--out", str(path)]  # fmt: skip
+    argv = [
+        "sweep",
+        "--betas",
+        "0:0.9:6",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--chunk-size",
+        "2",
+        "--no-progress",
+        "--devices",
+        "1",
+        "--out",
+        str(path),
+    ]
     assert cli_main(argv) == 0
     chunk = path / "status" / "c" / "1" / "0"
     chunk.write_bytes(bytes(b ^ 0x55 for b in chunk.read_bytes()))  # same size, other bytes
@@ -319,8 +373,7 @@ def test_a_block_whose_runs_all_diverged_is_stored_and_never_run_again(tmp_path)
         return {"loss": jnp.where(hp["a"] > 1, jnp.nan, hp["a"])}
 
     out = tmp_path / "nan.zarr"
-    res = jaxmom.grid_sweep(fn, {"a": [2.0, 3.0, 0.5, 0.7]}, chunk_size=2, out=out,
-                            progress=False)  # fmt: skip
+    res = jaxmom.grid_sweep(fn, {"a": [2.0, 3.0, 0.5, 0.7]}, chunk_size=2, out=out, progress=False)
     assert np.isnan(res["loss"][:2]).all() and res.diverged[:2].all()
     np.testing.assert_array_equal(res["loss"][2:, 0], np.float32([0.5, 0.7]))
     attrs = json.loads((out / "zarr.json").read_text())["attributes"]

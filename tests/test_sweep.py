@@ -93,10 +93,15 @@ def test_files_of_jaxmom_0_1_still_load(small, tmp_path):
     meta = {"format": "jaxmom.sweep/1", "settings": {"chunk_runs": 6}}
     path = tmp_path / "old.npz"
     np.savez(
-        path, betas=np.float32(BETAS), learning_rates=np.float32(LRS), seeds=np.int64(SEEDS),
-        step_losses=small.step_losses, epoch_losses=small.epoch_losses, done=np.ones(1, bool),
+        path,
+        betas=np.float32(BETAS),
+        learning_rates=np.float32(LRS),
+        seeds=np.int64(SEEDS),
+        step_losses=small.step_losses,
+        epoch_losses=small.epoch_losses,
+        done=np.ones(1, bool),
         metadata=np.array(json.dumps(meta)),
-    )  # fmt: skip
+    )
     old = jaxmom.SweepResult.load(path)
     np.testing.assert_array_equal(old.step_losses, small.step_losses)
     np.testing.assert_array_equal(old.final_loss, small.final_loss)
@@ -191,15 +196,33 @@ def test_generic_grid_sweep_with_nesterov_on_a_quadratic():
 def _jaxmom(args, env=None, **kw):
     env = dict(os.environ, **(env or {}))
     return subprocess.Popen(
-        [sys.executable, "-m", "jaxmom", *args], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, **kw,
-    )  # fmt: skip
+        [sys.executable, "-m", "jaxmom", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_four_host_devices_give_the_same_numbers(small, tmp_path):
     out = tmp_path / "four.zarr"
-    args = ["sweep", "--betas", "0,0.6,0.9", "--lrs", "0.01,0.05", "--seeds", "4", "--epochs",
-            str(EPOCHS), "--devices", "4", "--no-progress", "--out", str(out)]  # fmt: skip
+    args = [
+        "sweep",
+        "--betas",
+        "0,0.6,0.9",
+        "--lrs",
+        "0.01,0.05",
+        "--seeds",
+        "4",
+        "--epochs",
+        str(EPOCHS),
+        "--devices",
+        "4",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     proc = _jaxmom(args)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
@@ -214,8 +237,18 @@ def test_four_host_devices_give_the_same_numbers(small, tmp_path):
 def test_killed_at_random_moments_resumes_on_other_device_counts_to_the_same_bits(tmp_path):
     """Killed three times (SIGKILL, at random moments: in a chunk or a write), on 2 devices and
     then 3, and finished on 1: the same bits as one uninterrupted run on 1 device."""
-    common = ["sweep", "--betas", "0:0.99:300", "--lrs", "0.01,0.1", "--seeds", "2",
-              "--epochs", "1", "--no-progress"]  # fmt: skip
+    common = [
+        "sweep",
+        "--betas",
+        "0:0.99:300",
+        "--lrs",
+        "0.01,0.1",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
     whole = tmp_path / "whole.zarr"
     proc = _jaxmom([*common, "--chunk-size", "4", "--devices", "1", "--out", str(whole)])
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
@@ -258,8 +291,20 @@ def test_two_processes_store_the_single_process_bits(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    common = ["sweep", "--betas", "0:0.99:40", "--lrs", "0.01,0.1", "--seeds", "3", "--epochs",
-              "1", "--chunk-size", "8", "--no-progress"]  # fmt: skip
+    common = [
+        "sweep",
+        "--betas",
+        "0:0.99:40",
+        "--lrs",
+        "0.01,0.1",
+        "--seeds",
+        "3",
+        "--epochs",
+        "1",
+        "--chunk-size",
+        "8",
+        "--no-progress",
+    ]
     multi = tmp_path / "multi.zarr"
     distributed = ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
     procs = [
@@ -281,8 +326,22 @@ def test_two_processes_store_the_single_process_bits(tmp_path):
 
 def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
     out = tmp_path / "s.zarr"
-    proc = _jaxmom(["sweep", "--betas", "0:0.99:4000", "--seeds", "2", "--chunk-size", "64",
-                    "--devices", "1", "--no-progress", "--out", str(out)])  # fmt: skip
+    proc = _jaxmom(
+        [
+            "sweep",
+            "--betas",
+            "0:0.99:4000",
+            "--seeds",
+            "2",
+            "--chunk-size",
+            "64",
+            "--devices",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     deadline = time.time() + 300
     while not (out / "status" / "c").exists() and time.time() < deadline:
         time.sleep(0.01)

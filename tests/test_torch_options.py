@@ -59,9 +59,7 @@ def test_values_are_checked_in_the_dtype_they_run_in():
 def test_accumulator_dtype_equals_optax_sgd(problem):
     params, grads = problem
     for nesterov in (False, True):
-        ours = jaxmom.sgd_momentum(
-            0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16
-        )  # fmt: skip
+        ours = jaxmom.sgd_momentum(0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16)
         theirs = optax.sgd(0.05, 0.9, nesterov=nesterov, accumulator_dtype=jnp.bfloat16)
         np.testing.assert_array_equal(
             scan_updates(ours, params, grads)["w"], scan_updates(theirs, params, grads)["w"]

@@ -69,8 +69,9 @@ def test_best_summary_and_tables_show_the_trials_values(grid_res, trial_res, tab
 
 def test_the_store_keeps_the_table_and_refuses_another(data, table, trial_res, tmp_path):
     out = tmp_path / "t.zarr"
-    res = jaxmom.trial_sweep(logistic, table, SEEDS, data=data, chunk_size=5, out=out,
-                             progress=False)  # fmt: skip
+    res = jaxmom.trial_sweep(
+        logistic, table, SEEDS, data=data, chunk_size=5, out=out, progress=False
+    )
     np.testing.assert_array_equal(res["loss"], trial_res["loss"])
     attrs = json.loads((out / "zarr.json").read_text())["attributes"]
     assert attrs["axes"] == {"trial": 12} and set(attrs["trials"]["columns"]) == set(GRID)

@@ -20,8 +20,15 @@ SWEEPS = {
     "optuna_sweep": jaxmom.optuna_sweep,
     "sweep": jaxmom.sweep,
 }
-SHARED = {"data": None, "out": None, "chunk_size": None, "progress": True,
-          "compiler_options": None, "check_finite": None, "settings": None}  # fmt: skip
+SHARED = {
+    "data": None,
+    "out": None,
+    "chunk_size": None,
+    "progress": True,
+    "compiler_options": None,
+    "check_finite": None,
+    "settings": None,
+}
 SPACE = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-2, 1.0)}
 
 
@@ -73,8 +80,11 @@ def test_optuna_sweep_writes_its_batches_and_resumes_them(data, tmp_path):
 
 def test_optuna_sweeps_old_batch_size_warns_and_means_trials_per_batch(data):
     kw = dict(data=data, metric="loss", steps=6, progress=False)
-    with pytest.warns(DeprecationWarning, match=r"batch_size=\.\.\.\) is deprecated: use "
-                      r"trials_per_batch="):  # fmt: skip
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"batch_size=\.\.\.\) is deprecated: use "
+        r"trials_per_batch=",
+    ):
         old = jaxmom.optuna_sweep(_study(), TASK, SPACE, 6, batch_size=3, **kw)
     new = jaxmom.optuna_sweep(_study(), TASK, SPACE, 6, trials_per_batch=3, **kw)
     assert _values(old) == _values(new)
@@ -108,5 +118,6 @@ def test_the_chapters_sweep_takes_settings_and_compiler_options(tmp_path):
     assert res.metadata["settings"]["user"] == {"note": "x"}
     with pytest.raises(ValueError, match="settings"):
         jaxmom.sweep([0.5, 0.9], settings={"note": "y"}, **kw)
-    np.testing.assert_array_equal(jaxmom.sweep([0.5, 0.9], settings={"note": "x"}, **kw)
-                                  .final_loss, res.final_loss)  # fmt: skip
+    np.testing.assert_array_equal(
+        jaxmom.sweep([0.5, 0.9], settings={"note": "x"}, **kw).final_loss, res.final_loss
+    )

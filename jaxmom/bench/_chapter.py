@@ -45,7 +45,6 @@ Report (JSON, ``format = "jaxmom.bench/1"``)::
 from __future__ import annotations
 
 import datetime
-import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -53,11 +52,18 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
 from jaxmom.bench import _report
+from jaxmom.bench._jax import (
+    betas_for,
+    jaxmom_opt,
+    jaxmom_sweep,
+    jaxmom_sweep_autodiff,
+    jaxmom_train,
+    jit_step,
+    optax_loop,
+    task,
+)
 from jaxmom.bench._peak import Peak
 from jaxmom.bench._report import (
     compiled_flops,
@@ -68,19 +74,6 @@ from jaxmom.bench._report import (
     versions,
 )
 from jaxmom.bench._torch import BETA, LR, torch_func_vmap, torch_loop, torch_version
-from jaxmom.chapter import (
-    compiler_options,
-    fully_optimised,
-    make_dataset,
-    mse_loss,
-    seed_inputs,
-    sweep,
-    train,
-    train_scan,
-    train_step,
-)
-from jaxmom.engine import grid_sweep
-from jaxmom.optim import sgd_momentum
 
 FORMAT = "jaxmom.bench/1"
 METHODS = (
@@ -93,106 +86,16 @@ METHODS = (
     "jaxmom_sweep_pallas",
 )
 SINGLE_RUN = ("torch_loop", "optax_loop", "jaxmom_train")
-EPOCHS = 12
-AUTODIFF = jax.value_and_grad(mse_loss)  # the usual way to get the step's loss and gradient
-
-
-def task():
-    """The shared inputs: seed 0's initial parameters and batch order, and the data set."""
-    params, order = seed_inputs(0, epochs=EPOCHS)
-    return params, order, make_dataset()
-
-
-def _betas(models: int) -> np.ndarray:
-    """One beta per model, spread around the chapter's 0.8 (so no two runs are the same)."""
-    return np.linspace(0.5, 0.95, models, dtype=np.float32) if models > 1 else np.array([BETA])
-
-
-# -- the JAX ways ----------------------------------------------------------------------------
-
-
-def _jit_step(opt):
-    """One jitted :func:`jaxmom.train_step` of ``opt`` with autodiff's gradient, as users write it.
-
-    It is also the step whose flops define the work (``flops_per_model_step``), so the count
-    does not depend on how jaxmom's own step is written.
-    """
-    return jax.jit(functools.partial(train_step, opt, value_and_grad=AUTODIFF))
-
-
-@functools.cache
-def _optax_setup(lr, beta):
-    """``optax.sgd`` and its jitted step, built once per (lr, beta) as a user's loop would."""
-    opt = optax.sgd(lr, momentum=beta)
-    return opt, _jit_step(opt)
-
-
-@functools.cache
-def _jaxmom_opt(lr, beta):
-    """One optimizer object per (lr, beta): its tracing is cached, as a user's would be."""
-    return sgd_momentum(jnp.float32(lr), jnp.float32(beta))
-
-
-def optax_loop(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
-    """The usual JAX way: ``optax.sgd`` in a jitted step, called per batch from Python."""
-    opt, step = _optax_setup(lr, beta)
-    x, y = (np.asarray(a) for a in data)
-    idx, mask = np.asarray(order.indices), np.asarray(order.mask)
-    state = opt.init(params)
-    losses = []
-    for i, m in zip(idx, mask, strict=True):
-        params, state, loss = step(params, state, x[i], y[i], m)
-        losses.append(loss)
-    return np.asarray(jnp.stack(losses))
-
-
-def jaxmom_train(params, order, data, lr=LR, beta=BETA) -> np.ndarray:
-    """One run as one compiled scan: :func:`jaxmom.train`'s step losses."""
-    opt = _jaxmom_opt(lr, beta)
-    res = train(opt, params=params, order=order, data=data)
-    return np.asarray(res.step_losses)
-
-
-def jaxmom_sweep(betas, lr=LR, kernel: str = "xla") -> np.ndarray:
-    """:func:`jaxmom.sweep` over ``betas`` at seed 0: step losses ``[models, steps]``."""
-    with fully_optimised():  # the steady state
-        res = sweep(np.asarray(betas), learning_rates=(lr,), seeds=(0,), progress=False,
-                    kernel=kernel)  # fmt: skip
-    return res.step_losses[:, 0, 0]
-
-
-@functools.cache
-def _autodiff_train_fn():
-    """Seed 0's run of the chapter's task as a ``grid_sweep`` train_fn, autodiff's gradient."""
-    params, order, data = task()
-
-    def train_fn(hp, key):
-        opt = sgd_momentum(hp["lr"], hp["beta"])
-        res = train_scan(opt, params, order, data, EPOCHS, value_and_grad=AUTODIFF)
-        return {"loss": res.step_losses}
-
-    return train_fn
-
-
-def jaxmom_sweep_autodiff(betas, lr=LR) -> np.ndarray:
-    """:func:`jaxmom_sweep`'s runs with autodiff's gradient: step losses ``[models, steps]``."""
-    grid = {"beta": np.asarray(betas, np.float32), "lr": np.asarray([lr], np.float32)}
-    out = grid_sweep(
-        _autodiff_train_fn(), grid, (0,), progress=False, compiler_options=compiler_options()
-    )
-    return out["loss"][:, 0, 0]
-
-
 # -- measuring -------------------------------------------------------------------------------
 
 
 def flops_per_model_step(params, order, data) -> float:
     """XLA's cost analysis of one compiled step of the chapter's training, for one model."""
-    opt = _jaxmom_opt(LR, BETA)
+    opt = jaxmom_opt(LR, BETA)
     x, y = data
     idx = order.indices[0]
     return compiled_flops(
-        _jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
+        jit_step(opt).lower(params, opt.init(params), x[idx], y[idx], order.mask[0])
     )
 
 
@@ -233,36 +136,48 @@ def run(
     peak = Peak(size)
     flops = flops_per_model_step(params, order, data)
     device = device_info()
-    say(f"device: {device['kind']} x{device['count']}; matmul peak {peak.sample():.1f} GFLOP/s "
-        f"(sampled again between methods); {flops:.0f} flops per model step")  # fmt: skip
+    say(
+        f"device: {device['kind']} x{device['count']}; matmul peak {peak.sample():.1f} GFLOP/s "
+        f"(sampled again between methods); {flops:.0f} flops per model step"
+    )
 
     calls = {
         "torch_loop": lambda n: lambda: torch_loop(params, order, data),
         "optax_loop": lambda n: lambda: optax_loop(params, order, data),
         "jaxmom_train": lambda n: lambda: jaxmom_train(params, order, data),
-        "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, _betas(n)),
-        "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(_betas(n)),
-        "jaxmom_sweep_autodiff": lambda n: lambda: jaxmom_sweep_autodiff(_betas(n)),
-        "jaxmom_sweep_pallas": lambda n: lambda: jaxmom_sweep(_betas(n), kernel="pallas"),
+        "torch_func_vmap": lambda n: lambda: torch_func_vmap(params, order, data, betas_for(n)),
+        "jaxmom_sweep": lambda n: lambda: jaxmom_sweep(betas_for(n)),
+        "jaxmom_sweep_autodiff": lambda n: lambda: jaxmom_sweep_autodiff(betas_for(n)),
+        "jaxmom_sweep_pallas": lambda n: lambda: jaxmom_sweep(betas_for(n), kernel="pallas"),
     }
     if "jaxmom_sweep_pallas" in methods and jax.default_backend() not in ("gpu", "tpu"):
         methods = [m for m in methods if m != "jaxmom_sweep_pallas"]
         skipped.append("jaxmom_sweep_pallas")
         say("skipped jaxmom_sweep_pallas: off a GPU or TPU the kernel is interpreted")
         if not methods:
-            raise ValueError("jaxmom_sweep_pallas is timed on a GPU or TPU only (here the "
-                             "kernel would run interpreted)")  # fmt: skip
+            raise ValueError(
+                "jaxmom_sweep_pallas is timed on a GPU or TPU only (here the "
+                "kernel would run interpreted)"
+            )
     rows: list[dict[str, Any]] = []
     for method in methods:
         for n in [1] if method in SINGLE_RUN else models:
             seconds, compile_s = time_call(calls[method](n), repeats)
             rate = n * steps / seconds
-            rows.append({
-                "method": method, "models": n, "steps": steps, "repeats": repeats,
-                "seconds": seconds, "compile_seconds": compile_s, "model_steps_per_s": rate,
-                "ms_per_model": 1e3 * seconds / n, "flops_per_model_step": flops,
-                "gflops": rate * flops / 1e9,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "models": n,
+                    "steps": steps,
+                    "repeats": repeats,
+                    "seconds": seconds,
+                    "compile_seconds": compile_s,
+                    "model_steps_per_s": rate,
+                    "ms_per_model": 1e3 * seconds / n,
+                    "flops_per_model_step": flops,
+                    "gflops": rate * flops / 1e9,
+                }
+            )
             say(f"{method:16s} {n:6d} models  {seconds:9.4f} s  {rate:12.4g} model-steps/s")
         peak.sample()  # between methods: the peak is the best of the whole run
     for r in rows:
@@ -304,14 +219,29 @@ def run(
 
 def table(report: dict) -> str:
     """The report's rows as a Markdown table, and its ratios."""
-    header = ["method", "models", "seconds", "compile s", "model-steps/s", "ms/model",
-              "GFLOP/s", "of peak"]  # fmt: skip
+    header = [
+        "method",
+        "models",
+        "seconds",
+        "compile s",
+        "model-steps/s",
+        "ms/model",
+        "GFLOP/s",
+        "of peak",
+    ]
     rows = [
-        [r["method"], str(r["models"]), f"{r['seconds']:.4f}", f"{r['compile_seconds']:.2f}",
-         f"{r['model_steps_per_s']:.3g}", f"{r['ms_per_model']:.4g}", f"{r['gflops']:.3g}",
-         f"{100 * r['fraction_of_peak']:.2f}%"]
+        [
+            r["method"],
+            str(r["models"]),
+            f"{r['seconds']:.4f}",
+            f"{r['compile_seconds']:.2f}",
+            f"{r['model_steps_per_s']:.3g}",
+            f"{r['ms_per_model']:.4g}",
+            f"{r['gflops']:.3g}",
+            f"{100 * r['fraction_of_peak']:.2f}%",
+        ]
         for r in report["rows"]
-    ]  # fmt: skip
+    ]
     return markdown(header, rows, report["ratios"])
 
 

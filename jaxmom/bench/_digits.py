@@ -140,8 +140,11 @@ def optuna_grid(runs: int, trials: int | None = None) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     g = grid(runs)
-    space = {"beta": list(g["beta"]), "learning_rate": list(g["learning_rate"]),
-             "seed": list(SEEDS)}  # fmt: skip
+    space = {
+        "beta": list(g["beta"]),
+        "learning_rate": list(g["learning_rate"]),
+        "seed": list(SEEDS),
+    }
     study = optuna.create_study(sampler=optuna.samplers.GridSampler(space, seed=0))
 
     def objective(trial):
@@ -151,8 +154,10 @@ def optuna_grid(runs: int, trials: int | None = None) -> dict:
         return _optax_run(beta, lr, seed)
 
     study.optimize(objective, n_trials=trials or runs)
-    return {(t.params["beta"], t.params["learning_rate"], t.params["seed"]): t.value
-            for t in study.trials}  # fmt: skip
+    return {
+        (t.params["beta"], t.params["learning_rate"], t.params["seed"]): t.value
+        for t in study.trials
+    }
 
 
 @functools.cache
@@ -161,9 +166,11 @@ def _hyperoptax_search(runs: int):
 
     train_fn, data = task()
     g = grid(runs)
-    space = {"beta": hyperoptax.DiscreteSpace(tuple(g["beta"])),
-             "learning_rate": hyperoptax.DiscreteSpace(tuple(g["learning_rate"])),
-             "seed": hyperoptax.DiscreteSpace(tuple(float(s) for s in SEEDS))}  # fmt: skip
+    space = {
+        "beta": hyperoptax.DiscreteSpace(tuple(g["beta"])),
+        "learning_rate": hyperoptax.DiscreteSpace(tuple(g["learning_rate"])),
+        "seed": hyperoptax.DiscreteSpace(tuple(float(s) for s in SEEDS)),
+    }
     state, search = hyperoptax.GridSearch.init(space, n_parallel=runs)
 
     def func(key, config):  # the run's own seed, not hyperoptax's key: the same runs
@@ -219,8 +226,10 @@ def run(
     steps = train_fn.steps(data[0].shape[0])
     size = matmul_size or (2048 if jax.default_backend() == "cpu" else 8192)
     peak, flops = Peak(size), flops_per_model_step()
-    say(f"matmul peak {peak.sample():.1f} GFLOP/s (sampled again between methods); "
-        f"{flops:.3g} flops per model step")  # fmt: skip
+    say(
+        f"matmul peak {peak.sample():.1f} GFLOP/s (sampled again between methods); "
+        f"{flops:.3g} flops per model step"
+    )
     calls = {
         "engine": lambda n: lambda: engine(n),
         "vmap": lambda n: lambda: vmap(n),
@@ -234,21 +243,37 @@ def run(
             seconds, compile_s = bench.time_call(calls[method](n), repeats)
             rate = timed / seconds
             gflops = rate * steps * flops / 1e9
-            rows.append({
-                "method": method, "runs": n, "timed_runs": timed, "steps": steps,
-                "repeats": repeats, "seconds": seconds, "compile_seconds": compile_s,
-                "runs_per_s": rate, "model_steps_per_s": rate * steps, "gflops": gflops,
-            })  # fmt: skip
-            say(f"{method:11s} {n:6d} runs  {seconds:9.3f} s  {rate:10.4g} runs/s  "
-                f"compile {compile_s:.2f} s")  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "runs": n,
+                    "timed_runs": timed,
+                    "steps": steps,
+                    "repeats": repeats,
+                    "seconds": seconds,
+                    "compile_seconds": compile_s,
+                    "runs_per_s": rate,
+                    "model_steps_per_s": rate * steps,
+                    "gflops": gflops,
+                }
+            )
+            say(
+                f"{method:11s} {n:6d} runs  {seconds:9.3f} s  {rate:10.4g} runs/s  "
+                f"compile {compile_s:.2f} s"
+            )
         peak.sample()  # between methods: the peak is the best of the whole run
     for r in rows:
         r["fraction_of_peak"] = r["gflops"] / peak.gflops
     ratios = {}
     for n in sizes:  # at every size, not only the largest
         at = {r["method"]: r for r in rows if r["runs"] == n}
-        ratios.update({f"engine/{m} at {n} runs": at["engine"]["runs_per_s"] / r["runs_per_s"]
-                       for m, r in at.items() if m != "engine" and "engine" in at})  # fmt: skip
+        ratios.update(
+            {
+                f"engine/{m} at {n} runs": at["engine"]["runs_per_s"] / r["runs_per_s"]
+                for m, r in at.items()
+                if m != "engine" and "engine" in at
+            }
+        )
     top = {r["method"]: r for r in rows if r["runs"] == sizes[-1]}
     if "engine" in top and "vmap" in top:
         ratios["engine_compile/vmap_compile"] = top["engine"]["compile_seconds"] / max(
@@ -280,23 +305,43 @@ def run(
 
 def table(report: dict) -> str:
     """The report's rows as a Markdown table, and its ratios."""
-    header = ["method", "runs", "seconds", "compile s", "runs/s", "model-steps/s", "GFLOP/s",
-              "of peak"]  # fmt: skip
+    header = [
+        "method",
+        "runs",
+        "seconds",
+        "compile s",
+        "runs/s",
+        "model-steps/s",
+        "GFLOP/s",
+        "of peak",
+    ]
     rows = [
-        [r["method"], f"{r['runs']}" + (f" ({r['timed_runs']} timed)"
-         if r["timed_runs"] != r["runs"] else ""), f"{r['seconds']:.3f}",
-         f"{r['compile_seconds']:.2f}", f"{r['runs_per_s']:.4g}",
-         f"{r['model_steps_per_s']:.3g}", f"{r['gflops']:.3g}",
-         f"{100 * r['fraction_of_peak']:.1f}%"]
+        [
+            r["method"],
+            f"{r['runs']}"
+            + (f" ({r['timed_runs']} timed)" if r["timed_runs"] != r["runs"] else ""),
+            f"{r['seconds']:.3f}",
+            f"{r['compile_seconds']:.2f}",
+            f"{r['runs_per_s']:.4g}",
+            f"{r['model_steps_per_s']:.3g}",
+            f"{r['gflops']:.3g}",
+            f"{100 * r['fraction_of_peak']:.1f}%",
+        ]
         for r in report["rows"]
-    ]  # fmt: skip
+    ]
     return bench.markdown(header, rows, report["ratios"], digits=3)
 
 
 def plot(report: dict, path):
     """Runs per second against the number of runs, a line per method."""
-    return bench.plot(report, path, methods=METHODS, x=("runs", "runs in the sweep"),
-                      y=("runs_per_s", "runs per second"), title="Digits sweep: ")  # fmt: skip
+    return bench.plot(
+        report,
+        path,
+        methods=METHODS,
+        x=("runs", "runs in the sweep"),
+        y=("runs_per_s", "runs per second"),
+        title="Digits sweep: ",
+    )
 
 
 write = bench.write  # the report as JSON, atomically

@@ -67,10 +67,15 @@ class Peak:
     def report(self) -> dict:
         """What a bench report records: the peak, the spread of the samples, the size."""
         s = np.asarray(self.samples or [self.sample()])
-        return {"gflops": float(s.max()), "median_gflops": float(np.median(s)),
-                "min_gflops": float(s.min()), "samples": len(s),
-                "spread": float((s.max() - s.min()) / s.max()), "matmul_size": self.size,
-                "theoretical": theoretical()}  # fmt: skip
+        return {
+            "gflops": float(s.max()),
+            "median_gflops": float(np.median(s)),
+            "min_gflops": float(s.min()),
+            "samples": len(s),
+            "spread": float((s.max() - s.min()) / s.max()),
+            "matmul_size": self.size,
+            "theoretical": theoretical(),
+        }
 
 
 def theoretical() -> dict | None:
@@ -113,6 +118,8 @@ def cpu_theoretical(cpuinfo: str, cores: int) -> dict | None:
     units = 2 if "fma" in flags else 1
     ghz = float(np.median([float(m) for m in mhz])) / 1e3
     gflops = cores * lanes * 2 * units * ghz
-    return {"gflops": gflops,
-            "how": f"{cores} cores x {lanes} float32 lanes x 2 (FMA) x {units} FMA units x "
-                   f"{ghz:.2f} GHz (cpu MHz now)"}  # fmt: skip
+    return {
+        "gflops": gflops,
+        "how": f"{cores} cores x {lanes} float32 lanes x 2 (FMA) x {units} FMA units x "
+        f"{ghz:.2f} GHz (cpu MHz now)",
+    }

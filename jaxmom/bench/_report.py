@@ -47,17 +47,28 @@ def device_info() -> dict:
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"platform": d.platform, "kind": d.device_kind, "count": jax.device_count(),
-            "cpu": cpu, "cores": os.cpu_count()}  # fmt: skip
+    return {
+        "platform": d.platform,
+        "kind": d.device_kind,
+        "count": jax.device_count(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+    }
 
 
 def versions(torch_version: str | None) -> dict:
     import flax
     import jaxlib
 
-    return {"python": platform.python_version(), "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__, "optax": optax.__version__,
-            "flax": flax.__version__, "numpy": np.__version__, "torch": torch_version}  # fmt: skip
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "optax": optax.__version__,
+        "flax": flax.__version__,
+        "numpy": np.__version__,
+        "torch": torch_version,
+    }
 
 
 def peer_versions() -> dict:
@@ -142,8 +153,13 @@ def plot(
         if rows:
             ax.plot([r[x[0]] for r in rows], [r[y[0]] for r in rows], "o-", label=method)
     d = report["device"]
-    ax.set(xscale="log", yscale="log", xlabel=x[1], ylabel=y[1],
-           title=f"{title}{d['kind']} x{d['count']} ({report['date'][:10]})")  # fmt: skip
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=x[1],
+        ylabel=y[1],
+        title=f"{title}{d['kind']} x{d['count']} ({report['date'][:10]})",
+    )
     ax.grid(True, which="both", lw=0.3)
     ax.legend(fontsize=8)
     path = Path(path)

@@ -65,8 +65,11 @@ def _grid(configs: int) -> dict:
     axes = {}
     for name, dim in SPACE.items():
         u = (np.arange(k) + 0.5) / k
-        axes[name] = dim.low * (dim.high / dim.low) ** u if isinstance(dim, LogUniform) else (
-            dim.low + (dim.high - dim.low) * u)  # fmt: skip
+        axes[name] = (
+            dim.low * (dim.high / dim.low) ** u
+            if isinstance(dim, LogUniform)
+            else (dim.low + (dim.high - dim.low) * u)
+        )
     return product(axes)
 
 
@@ -89,9 +92,18 @@ def _sweep(plan: Plan, table: dict) -> dict:
 def _halving(plan: Plan, table: dict, brackets: int) -> dict:
     task, val, _ = setup(plan.hidden)
     steps = plan.epochs * steps_per_epoch(plan)
-    res = halving_sweep(task, table, plan.seeds, data=val, min_steps=plan.min_steps,
-                        max_steps=steps, brackets=brackets, metric=METRIC, mode="max",
-                        progress=False)  # fmt: skip
+    res = halving_sweep(
+        task,
+        table,
+        plan.seeds,
+        data=val,
+        min_steps=plan.min_steps,
+        max_steps=steps,
+        brackets=brackets,
+        metric=METRIC,
+        mode="max",
+        progress=False,
+    )
     config, best = _best(table, np.asarray(res[METRIC]))
     spent = int(res.rungs["reached"].sum()) * len(plan.seeds)
     return dict(config=config, val=best, model_steps=spent)
@@ -106,8 +118,13 @@ def test_accuracy(plan: Plan, config: dict) -> float:
     return float(np.asarray(res[METRIC]).mean())
 
 
-def run(methods: Sequence[str] = METHODS, *, quick: bool = False, configs: int | None = None,
-        log: Callable[[str], None] | None = print) -> dict:  # fmt: skip
+def run(
+    methods: Sequence[str] = METHODS,
+    *,
+    quick: bool = False,
+    configs: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict:
     """Runs ``methods`` on one search space; see the module's docstring."""
     bench.check_methods(methods, METHODS)
     say = log or (lambda s: None)
@@ -130,21 +147,29 @@ def run(methods: Sequence[str] = METHODS, *, quick: bool = False, configs: int |
         row.update(method=method, seconds=seconds, test=test_accuracy(plan, row["config"]))
         row.setdefault("trace", [[seconds, row["val"]]])
         rows.append(row)
-        say(f"{method:13s} val {row['val']:.4f} test {row['test']:.4f}  "
-            f"{row['model_steps']:.3g} model-steps  {seconds:7.1f} s")  # fmt: skip
+        say(
+            f"{method:13s} val {row['val']:.4f} test {row['test']:.4f}  "
+            f"{row['model_steps']:.3g} model-steps  {seconds:7.1f} s"
+        )
     return {
         "format": FORMAT,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": bench.device_info(),
         "versions": {**bench.versions(None), **bench.peer_versions()},
-        "task": {"data": "sklearn digits: train 1077, validation 360, test 360",
-                 "model": f"MLP 64-{plan.hidden}-10", "epochs": plan.epochs,
-                 "configs": plan.configs, "seeds": list(plan.seeds), "eta": 3,
-                 "min_steps": plan.min_steps, "space": {k: repr(v) for k, v in SPACE.items()}},
+        "task": {
+            "data": "sklearn digits: train 1077, validation 360, test 360",
+            "model": f"MLP 64-{plan.hidden}-10",
+            "epochs": plan.epochs,
+            "configs": plan.configs,
+            "seeds": list(plan.seeds),
+            "eta": 3,
+            "min_steps": plan.min_steps,
+            "space": {k: repr(v) for k, v in SPACE.items()},
+        },
         "rows": rows,
         "ratios": _ratios(rows),
         "skipped": skipped,
-    }  # fmt: skip
+    }
 
 
 def _reach(rows: list[dict], points: float = 0.005) -> None:
@@ -184,19 +209,32 @@ def missing(methods: Sequence[str]) -> dict[str, str]:
 
 def table(report: dict) -> str:
     """The report's rows as a Markdown table, and its ratios."""
-    header = ["method", "best val acc", "its test acc", "model-steps", "seconds",
-              "s to target", "configuration"]  # fmt: skip
+    header = [
+        "method",
+        "best val acc",
+        "its test acc",
+        "model-steps",
+        "seconds",
+        "s to target",
+        "configuration",
+    ]
 
     def reach(r):
         s = r.get("seconds_to_target")
         return "never" if s is None and "target" in r else ("" if s is None else f"{s:.1f}")
 
     rows = [
-        [r["method"], f"{r['val']:.4f}", f"{r['test']:.4f}", f"{r['model_steps']:.3g}",
-         f"{r['seconds']:.1f}", reach(r),
-         ", ".join(f"{k}={v:.3g}" for k, v in r["config"].items())]
+        [
+            r["method"],
+            f"{r['val']:.4f}",
+            f"{r['test']:.4f}",
+            f"{r['model_steps']:.3g}",
+            f"{r['seconds']:.1f}",
+            reach(r),
+            ", ".join(f"{k}={v:.3g}" for k, v in r["config"].items()),
+        ]
         for r in report["rows"]
-    ]  # fmt: skip
+    ]
     return bench.markdown(header, rows, report["ratios"], digits=2)
 
 
@@ -222,8 +260,11 @@ def plot(report: dict, path):
     ax.set_xlabel("wall time (s), compilation included")
     ax.set_ylabel("best validation accuracy found")
     task = report["task"]
-    ax.set_title(f"{task['configs']} configurations x {len(task['seeds'])} seeds, up to "
-                 f"{task['epochs']} epochs ({report['device']['cpu']})", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{task['configs']} configurations x {len(task['seeds'])} seeds, up to "
+        f"{task['epochs']} epochs ({report['device']['cpu']})",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -15,8 +15,11 @@ from jaxmom.engine import LogUniform, Uniform, optuna_sweep
 from jaxmom.optim import sgd_momentum
 from jaxmom.training import accuracy, load_digits, nnx_task
 
-SPACE = {"beta": Uniform(0.0, 0.99), "learning_rate": LogUniform(1e-3, 3.0),
-         "weight_decay": LogUniform(1e-5, 1e-1)}  # fmt: skip
+SPACE = {
+    "beta": Uniform(0.0, 0.99),
+    "learning_rate": LogUniform(1e-3, 3.0),
+    "weight_decay": LogUniform(1e-5, 1e-1),
+}
 METRIC = "test_accuracy"  # evaluate's held-out accuracy: here, on the validation split
 LOSS = optax.softmax_cross_entropy_with_integer_labels
 
@@ -40,8 +43,13 @@ def setup(hidden: int):
     """The task and the data: ``(task, (train, val), (train, test))``."""
     x, y, x_test, y_test = load_digits()
     n = x.shape[0] - 360
-    task = nnx_task(lambda rngs: MLP(64, hidden, 10, rngs=rngs), LOSS, optimizer,
-                    batch_size=32, metrics={"accuracy": accuracy})  # fmt: skip
+    task = nnx_task(
+        lambda rngs: MLP(64, hidden, 10, rngs=rngs),
+        LOSS,
+        optimizer,
+        batch_size=32,
+        metrics={"accuracy": accuracy},
+    )
     return task, (x[:n], y[:n], x[n:], y[n:]), (x[:n], y[:n], x_test, y_test)
 
 
@@ -57,8 +65,9 @@ def _step_fns(hidden: int):
     task, _, _ = setup(hidden)
     init = jax.jit(jax.vmap(task.init, in_axes=(None, 0, None)))
     step = jax.jit(jax.vmap(lambda s, hp, d: task.advance(s, hp, d, 1), in_axes=(0, None, None)))
-    score = jax.jit(jax.vmap(lambda s, hp, d: task.evaluate(s, hp, d)[METRIC],
-                             in_axes=(0, None, None)))  # fmt: skip
+    score = jax.jit(
+        jax.vmap(lambda s, hp, d: task.evaluate(s, hp, d)[METRIC], in_axes=(0, None, None))
+    )
     return init, step, score
 
 
@@ -78,7 +87,7 @@ def optuna_tpe(plan: Plan) -> dict:
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3.0, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
         }
-        hp = {k: jnp.float32(v) for k, v in hp.items()}  # fmt: skip
+        hp = {k: jnp.float32(v) for k, v in hp.items()}
         state = init(hp, keys, val)
         value = float("nan")
         for e in range(plan.epochs):
@@ -96,9 +105,12 @@ def optuna_tpe(plan: Plan) -> dict:
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     study.optimize(objective, n_trials=plan.configs)
     best = study.best_trial
-    return dict(config=dict(best.params), val=float(best.value),  # type: ignore[arg-type]
-                model_steps=spent[0],
-                trace=study_trace(study))  # fmt: skip
+    return dict(
+        config=dict(best.params),
+        val=float(best.value),  # type: ignore[arg-type]
+        model_steps=spent[0],
+        trace=study_trace(study),
+    )
 
 
 def optuna_sweep_peer(plan: Plan) -> dict:
@@ -107,16 +119,27 @@ def optuna_sweep_peer(plan: Plan) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task, val, _ = setup(plan.hidden)
     steps = plan.epochs * steps_per_epoch(plan)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=0))  # fmt: skip
-    optuna_sweep(study, task, SPACE, plan.configs, trials_per_batch=-(-plan.configs // 3),
-                 seeds=plan.seeds, data=val, metric=METRIC, steps=steps,
-                 progress=False)  # fmt: skip
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    optuna_sweep(
+        study,
+        task,
+        SPACE,
+        plan.configs,
+        trials_per_batch=-(-plan.configs // 3),
+        seeds=plan.seeds,
+        data=val,
+        metric=METRIC,
+        steps=steps,
+        progress=False,
+    )
     best = study.best_trial
     spent = plan.configs * len(plan.seeds) * steps
-    return dict(config=dict(best.params), val=float(best.value),  # type: ignore[arg-type]
-                model_steps=spent,
-                trace=study_trace(study))  # fmt: skip
+    return dict(
+        config=dict(best.params),
+        val=float(best.value),  # type: ignore[arg-type]
+        model_steps=spent,
+        trace=study_trace(study),
+    )
 
 
 def study_trace(study) -> list[list[float]]:

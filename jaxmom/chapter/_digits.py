@@ -27,9 +27,16 @@ def digits_optimizer(beta, learning_rate):
 
 
 def digits(epochs: int = 5, batch_size: int = 32, hidden: int = 128, **kwargs):
-    """``(train_fn, data)`` for :func:`jaxmom.grid_sweep` over ``beta`` and ``learning_rate``.
+    """The digits experiment's task: an MLP on scikit-learn's digits, trained with
+    :func:`jaxmom.sgd_momentum`.
 
-    ``kwargs`` go to :func:`jaxmom.nnx_train_fn` (``record_every``, ``return_params``).
+    Args:
+      epochs, batch_size: the training's length and batches.
+      hidden: the MLP's width.
+      **kwargs: for :func:`jaxmom.nnx_train_fn` (``record_every``, ``return_params``).
+
+    Returns:
+      ``(train_fn, data)`` for :func:`jaxmom.grid_sweep` over ``beta`` and ``learning_rate``.
     """
     train_fn = nnx_train_fn(
         lambda rngs: digits_model(rngs, hidden),

@@ -34,8 +34,22 @@ def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def _kernel(w1_ref, b1_ref, w2_ref, b2_ref, beta_ref, lr_ref, x_ref, y_ref, m_ref, out_ref, *,
-            steps: int, batch: int, nesterov: bool):  # fmt: skip
+def _kernel(
+    w1_ref,
+    b1_ref,
+    w2_ref,
+    b2_ref,
+    beta_ref,
+    lr_ref,
+    x_ref,
+    y_ref,
+    m_ref,
+    out_ref,
+    *,
+    steps: int,
+    batch: int,
+    nesterov: bool,
+):
     beta, lr = beta_ref[...], lr_ref[...]  # [1, B]
     params = (w1_ref[...], b1_ref[...], w2_ref[...], b2_ref[...])  # [H, B] x 3, [1, B]
     zeros = tuple(jnp.zeros_like(p) for p in params)
@@ -58,8 +72,11 @@ def _kernel(w1_ref, b1_ref, w2_ref, b2_ref, beta_ref, lr_ref, x_ref, y_ref, m_re
         loss, *grads = jax.lax.fori_loop(0, batch, point, (jnp.zeros_like(b2), *zeros))
         out_ref[pl.ds(t, 1), :] = loss
         velocity = tuple(g + beta * v for g, v in zip(grads, velocity, strict=True))
-        updates = (tuple(g + beta * v for g, v in zip(grads, velocity, strict=True))
-                   if nesterov else velocity)  # fmt: skip
+        updates = (
+            tuple(g + beta * v for g, v in zip(grads, velocity, strict=True))
+            if nesterov
+            else velocity
+        )
         params = tuple(p - lr * u for p, u in zip(params, updates, strict=True))
         return params, velocity
 
@@ -67,8 +84,18 @@ def _kernel(w1_ref, b1_ref, w2_ref, b2_ref, beta_ref, lr_ref, x_ref, y_ref, m_re
 
 
 @functools.partial(jax.jit, static_argnames=("nesterov", "interpret", "platform"))
-def train_block(params, xb, yb, mask, beta, lr, *, nesterov: bool = False,
-                interpret: bool = False, platform: str | None = None) -> jax.Array:  # fmt: skip
+def train_block(
+    params,
+    xb,
+    yb,
+    mask,
+    beta,
+    lr,
+    *,
+    nesterov: bool = False,
+    interpret: bool = False,
+    platform: str | None = None,
+) -> jax.Array:
     """``[steps, M]``: the step losses of ``M`` models of one seed, trained by the kernel.
 
     Args:
@@ -97,8 +124,9 @@ def train_block(params, xb, yb, mask, beta, lr, *, nesterov: bool = False,
     b2 = lanes(params["predict"]["bias"], 1)
     hp = [jnp.pad(v.astype(jnp.float32), (0, mp - m))[None, :] for v in (beta, lr)]
     sp, bp = _pow2(steps), _pow2(batch)  # Triton's blocks are powers of two: padded, unread
-    rows = [jnp.pad(a.astype(jnp.float32), ((0, sp - steps), (0, bp - batch)))
-            for a in (xb, yb, mask)]  # fmt: skip
+    rows = [
+        jnp.pad(a.astype(jnp.float32), ((0, sp - steps), (0, bp - batch))) for a in (xb, yb, mask)
+    ]
     tile = pl.BlockSpec((HIDDEN, BLOCK), lambda i: (0, i))
     row = pl.BlockSpec((1, BLOCK), lambda i: (0, i))
     whole = pl.BlockSpec((sp, bp), lambda i: (0, 0))
@@ -144,8 +172,9 @@ def fused_run(nesterov: bool = False, interpret: bool = False):
     @run.def_vmap
     def _rule(axis_size, in_batched, params, xb, yb, mask, beta, lr):
         *shared, beta_b, lr_b = in_batched
-        beta, lr = (v if b else jnp.broadcast_to(v, (axis_size,))
-                    for v, b in ((beta, beta_b), (lr, lr_b)))  # fmt: skip
+        beta, lr = (
+            v if b else jnp.broadcast_to(v, (axis_size,)) for v, b in ((beta, beta_b), (lr, lr_b))
+        )
         if not any(jax.tree.leaves(shared)):  # one seed's models: one kernel, models on lanes
             return train_block(params, xb, yb, mask, beta, lr, **kw).T, True
         axes = [jax.tree.map(lambda b: 0 if b else None, b) for b in in_batched[:4]]

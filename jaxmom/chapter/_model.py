@@ -36,7 +36,19 @@ def _linear(fan_in: int, fan_out: int, init: str, rngs: nnx.Rngs) -> nnx.Linear:
 
 
 class Net(nnx.Module):
-    """The chapter's network: ``predict(relu(hidden(x)))``, 1 -> ``hidden`` -> 1."""
+    """The chapter's network: ``predict(relu(hidden(x)))``, 1 -> ``hidden`` -> 1.
+
+    Args:
+      hidden: width of the hidden layer (the chapter's 20).
+      rngs: the ``nnx.Rngs`` its weights are drawn from.
+      init: ``"torch"`` (PyTorch's ``nn.Linear`` initialisation, as the chapter) or ``"flax"``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxmom
+      >>> from flax import nnx
+      >>> jaxmom.Net(rngs=nnx.Rngs(0))(jnp.zeros((5, 1))).shape
+      (5, 1)
+    """
 
     def __init__(self, hidden: int = 20, *, rngs: nnx.Rngs, init: str = "torch"):
         if init not in INITS:
@@ -81,7 +93,20 @@ def _graphdef(hidden: int):
 
 
 def apply_mlp(params: dict, x: jax.Array) -> jax.Array:
-    """``Net`` applied to ``x`` [batch, 1] with the parameters ``params``: [batch, 1]."""
+    """``Net`` applied to ``x`` with the parameters ``params``, as a pure function.
+
+    Args:
+      params: a nested dict as :func:`init_mlp` returns.
+      x: ``[batch, 1]`` inputs.
+
+    Returns:
+      ``[batch, 1]`` predictions.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxmom
+      >>> jaxmom.apply_mlp(jaxmom.init_mlp(jax.random.key(0)), jnp.zeros((3, 1))).shape
+      (3, 1)
+    """
     hidden = params["hidden"]["kernel"].shape[-1]
     return nnx.merge(_graphdef(hidden), params)(x)
 
@@ -91,6 +116,10 @@ class MLP(nnx.Module):
 
     ``MLP(64, 128, 10, rngs=nnx.Rngs(0))`` is the digits experiment's classifier (Flax's default
     initialisation: LeCun-normal kernels, zero biases).
+
+    Args:
+      *sizes: the input size, the hidden widths and the output size (at least two).
+      rngs: the ``nnx.Rngs`` its weights are drawn from.
     """
 
     def __init__(self, *sizes: int, rngs: nnx.Rngs):

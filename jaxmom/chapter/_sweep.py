@@ -162,10 +162,16 @@ def sweep(
         compiler_options = _xla.compiler_options(_xla.quick(runs * settings["steps"]))
     return grid_sweep(
         chapter_train_fn(epochs, batch_size, bool(nesterov), record_every, kernel),
-        {"beta": betas, "learning_rate": learning_rates}, seeds, data=(x, y),
-        chunk_size=chunk_size, out=out, progress=progress, compiler_options=compiler_options,
-        check_finite=check_finite, settings=settings,
-    )  # fmt: skip
+        {"beta": betas, "learning_rate": learning_rates},
+        seeds,
+        data=(x, y),
+        chunk_size=chunk_size,
+        out=out,
+        progress=progress,
+        compiler_options=compiler_options,
+        check_finite=check_finite,
+        settings=settings,
+    )
 
 
 def as_axis(values, name: str, check) -> np.ndarray:
@@ -219,16 +225,29 @@ def search(trials: dict, seeds: Sequence[int], plan: SearchPlan) -> SweepResult:
     if plan.eta is None:
         return trial_sweep(
             chapter_train_fn(plan.epochs, plan.batch_size, plan.nesterov, plan.record_every),
-            trials, seeds, data=(x, y), chunk_size=plan.chunk_size, out=plan.out,
-            progress=plan.progress, compiler_options=_xla.compiler_options(),
+            trials,
+            seeds,
+            data=(x, y),
+            chunk_size=plan.chunk_size,
+            out=plan.out,
+            progress=plan.progress,
+            compiler_options=_xla.compiler_options(),
             settings=dict(plan._asdict(), out=None, progress=None, model="chapter MLP 1-20-1"),
-        )  # fmt: skip
+        )
     spe = steps_per_epoch(n, plan.batch_size)
     return halving_sweep(
-        chapter_task(plan.batch_size, plan.nesterov), trials, seeds, data=(x, y),
-        min_steps=plan.min_epochs * spe, max_steps=plan.epochs * spe, eta=plan.eta,
-        metric="final_loss", out=plan.out, progress=plan.progress, chunk_size=plan.chunk_size,
-    )  # fmt: skip
+        chapter_task(plan.batch_size, plan.nesterov),
+        trials,
+        seeds,
+        data=(x, y),
+        min_steps=plan.min_epochs * spe,
+        max_steps=plan.epochs * spe,
+        eta=plan.eta,
+        metric="final_loss",
+        out=plan.out,
+        progress=plan.progress,
+        chunk_size=plan.chunk_size,
+    )
 
 
 class SearchPlan(NamedTuple):

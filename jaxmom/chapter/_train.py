@@ -41,8 +41,22 @@ from jaxmom.training import BatchOrder, TrainResult, batch_order, check_order_ar
 def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = None):
     """Mean squared error of the MLP on ``x``, ``y`` [batch, 1], over the real points only.
 
-    ``mask`` [batch] marks the real points (padding is False); ``None`` means all are real.
     With every point real this is ``torch.nn.MSELoss()``.
+
+    Args:
+      params: the MLP's parameters (:func:`init_mlp`).
+      x, y: ``[batch, 1]`` inputs and targets.
+      mask: ``[batch]`` bools, True for real points (padding is False); ``None``: all real.
+
+    Returns:
+      The mean squared error, a scalar.
+
+    Example:
+      >>> import jax, jaxmom
+      >>> x, y = jaxmom.make_dataset()
+      >>> loss = jaxmom.mse_loss(jaxmom.init_mlp(jax.random.key(0)), x, y)
+      >>> loss.shape
+      ()
     """
     return masked_mean(jnp.sum((apply_mlp(params, x) - y) ** 2, axis=-1), mask)
 
@@ -59,6 +73,12 @@ def mse_value_and_grad(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array
     With ``p = relu(z) w2 + b2`` and ``dp = dL/dp``, ``dz = [z > 0] (dp w2^T)``, so with
     ``a = sum_batch([z > 0] dp)`` and ``c = sum_batch([z > 0] dp x)`` (one variadic reduction):
     ``dw1 = w2^T c``, ``db1 = w2^T a``, ``dw2 = relu(z)^T dp = w1^T c + b1 a``, ``db2 = sum(dp)``.
+
+    Args:
+      params, x, y, mask: as :func:`mse_loss`'s.
+
+    Returns:
+      ``(loss, grads)``, ``grads`` shaped as ``params``.
     """
     w1, b1 = params["hidden"]["kernel"][0], params["hidden"]["bias"]  # [hidden]
     w2, b2 = params["predict"]["kernel"][:, 0], params["predict"]["bias"]  # [hidden], [1]
@@ -93,17 +113,58 @@ def _add_pairs(u, v):
 
 
 def train_step(opt, params, opt_state, x, y, mask=None, *, value_and_grad=mse_value_and_grad):
-    """:func:`jaxmom.training.train_step` with the chapter's MLP's loss and gradient by default
-    (:func:`mse_value_and_grad`; ``jax.value_and_grad(mse_loss)`` is the same step by autodiff)."""
+    """:func:`jaxmom.training.train_step` with the chapter's MLP's loss and gradient by default.
+
+    Args:
+      opt, params, opt_state, x, y, mask: as :func:`jaxmom.training.train_step`'s.
+      value_and_grad: :func:`mse_value_and_grad` by default; ``jax.value_and_grad(mse_loss)``
+        is the same step by autodiff.
+
+    Returns:
+      ``(params, opt_state, loss)``, the loss before the step.
+    """
     return training.train_step(opt, params, opt_state, x, y, mask, value_and_grad=value_and_grad)
 
 
-def train_scan(opt, params, order, data, epochs, opt_state=None, *,
-               value_and_grad=mse_value_and_grad, model_state=None) -> TrainResult:  # fmt: skip
-    """:func:`jaxmom.training.train_scan` with the chapter's MLP's loss and gradient by default
-    (:func:`mse_value_and_grad`)."""
-    return training.train_scan(opt, params, order, data, epochs, opt_state,
-                               value_and_grad=value_and_grad, model_state=model_state)  # fmt: skip
+def train_scan(
+    opt,
+    params,
+    order,
+    data,
+    epochs,
+    opt_state=None,
+    *,
+    value_and_grad=mse_value_and_grad,
+    model_state=None,
+) -> TrainResult:
+    """:func:`jaxmom.training.train_scan` with the chapter's MLP's loss and gradient by default.
+
+    Args:
+      opt, params, order, data, epochs, opt_state, model_state: as
+        :func:`jaxmom.training.train_scan`'s.
+      value_and_grad: :func:`mse_value_and_grad` by default.
+
+    Returns:
+      A :class:`jaxmom.TrainResult`.
+
+    Example:
+      >>> import jaxmom
+      >>> params, order = jaxmom.seed_inputs(0, epochs=2)
+      >>> opt = jaxmom.sgd_momentum(0.01, momentum=0.8)
+      >>> res = jaxmom.train_scan(opt, params, order, jaxmom.make_dataset(), 2)
+      >>> res.step_losses.shape, res.epoch_losses.shape
+      ((64,), (2,))
+    """
+    return training.train_scan(
+        opt,
+        params,
+        order,
+        data,
+        epochs,
+        opt_state,
+        value_and_grad=value_and_grad,
+        model_state=model_state,
+    )
 
 
 def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, hidden: int = 20):
@@ -113,6 +174,14 @@ def seed_inputs(seed, *, n: int = 1000, batch_size: int = 32, epochs: int = 12, 
     ``k_params, k_order = jax.random.split(key)``; the parameters are
     ``init_mlp(k_params, hidden)`` and the order ``batch_order(k_order, n, batch_size, epochs)``.
     ``seed`` may be traced (``vmap`` over seeds).
+
+    Args:
+      seed: an integer or a PRNG key.
+      n, batch_size, epochs: the data set's size and the order's shape.
+      hidden: the MLP's width.
+
+    Returns:
+      ``(params, order)``: a nested dict and a :class:`jaxmom.BatchOrder`.
     """
     k_params, k_order = _seed_keys(seed)
     return init_mlp(k_params, hidden), batch_order(k_order, n, batch_size, epochs)

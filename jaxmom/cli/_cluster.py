@@ -59,9 +59,17 @@ def partner_failed(error: BaseException) -> bool:
     text = str(error)
     return any(
         s in text
-        for s in ("Gloo", "gloo", "Connection reset", "DEADLINE_EXCEEDED", "UNAVAILABLE",
-                  "Socket closed", "heartbeat", "coordination service")
-    )  # fmt: skip
+        for s in (
+            "Gloo",
+            "gloo",
+            "Connection reset",
+            "DEADLINE_EXCEEDED",
+            "UNAVAILABLE",
+            "Socket closed",
+            "heartbeat",
+            "coordination service",
+        )
+    )
 
 
 def stop(message: str, code: int = 2) -> None:

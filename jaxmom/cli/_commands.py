@@ -21,7 +21,14 @@ from jaxmom.results import READABLE, check_store_path, damaged_blocks, unmark
 def setup_devices(n: int | None = None) -> None:
     """Split the host into ``n`` JAX CPU devices (default one per core), so a sweep shards
     over every core. Call it before JAX starts its backends (before the first computation);
-    it changes nothing on a GPU or TPU, whose devices are used as they are."""
+    it changes nothing on a GPU or TPU, whose devices are used as they are.
+
+    Args:
+      n: host devices; ``None``: one per core.
+
+    Returns:
+      ``None``.
+    """
     import jax
 
     count = n or os.cpu_count() or 1
@@ -186,16 +193,25 @@ def sweep(args, parser) -> int:
             res = cli_search.run(args, table)
         else:
             res = chapter.sweep(
-                args.betas, args.lrs, seeds=range(args.seeds), epochs=args.epochs,
-                batch_size=args.batch_size, nesterov=args.nesterov, chunk_size=args.chunk_size,
-                progress=not args.no_progress, out=args.out, record_every=args.record_every,
-            )  # fmt: skip
+                args.betas,
+                args.lrs,
+                seeds=range(args.seeds),
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                nesterov=args.nesterov,
+                chunk_size=args.chunk_size,
+                progress=not args.no_progress,
+                out=args.out,
+                record_every=args.record_every,
+            )
     except (ValueError, RuntimeError, OSError, TypeError) as e:
         if jax.process_count() > 1:  # never the interpreter's exit: it waits for the dead
             why = "a partner process stopped" if partner_failed(e) else str(e).splitlines()[0]
             kept = f"; the store {args.out} keeps every finished block" if args.out else ""
-            stop(f"jaxmom sweep: process {jax.process_index()}: {why}{kept}: start every "
-                 "process again with the same command to resume")  # fmt: skip
+            stop(
+                f"jaxmom sweep: process {jax.process_index()}: {why}{kept}: start every "
+                "process again with the same command to resume"
+            )
         if isinstance(e, OSError):  # a full disk, a permission: one line, the store resumes
             return fail(parser, e.strerror or str(e))
         parser.error(str(e) or f"{type(e).__name__} (not enough memory?)")

@@ -52,23 +52,33 @@ def _parser() -> argparse.ArgumentParser:
         "LOW:HIGH or log:LOW:HIGH",
     )
     sw.add_argument(
-        "--lrs", type=axis, default=[0.01],
+        "--lrs",
+        type=axis,
+        default=[0.01],
         help="learning rates (default 0.01), as --betas: e.g. --sample sobol:1024 --lrs log:1e-3:3",
-    )  # fmt: skip
+    )
     sw.add_argument(
-        "--sample", type=sample_flag, default=None, metavar="METHOD:N",
+        "--sample",
+        type=sample_flag,
+        default=None,
+        metavar="METHOD:N",
         help="N trials drawn from the ranges of --betas and --lrs (METHOD: random, sobol or "
         "halton; a comma list is a choice among its values) instead of their grid",
-    )  # fmt: skip
+    )
     sw.add_argument(
-        "--halving", type=eta, default=None, metavar="ETA",
+        "--halving",
+        type=eta,
+        default=None,
+        metavar="ETA",
         help="successive halving: every trial trained --min-epochs, then the best 1/ETA "
         "(by final loss) ETA times longer, ... up to --epochs",
-    )  # fmt: skip
+    )
     sw.add_argument(
-        "--min-epochs", type=positive_int, default=None,
+        "--min-epochs",
+        type=positive_int,
+        default=None,
         help="with --halving: the epochs of the first rung (default 1)",
-    )  # fmt: skip
+    )
     sw.add_argument(
         "--seeds", type=seed_count, default=1, help="number of seeds: 0..N-1 (N <= 10,000,000)"
     )
@@ -85,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         help="keep every k-th step's loss (default 1: all; 0: epoch losses only)",
     )
     sw.add_argument(
-        "--out", default=None, help="FOLDER (e.g. sweep.zarr): a store written block by block; "
-        "the same command again resumes it"
-    )  # fmt: skip
+        "--out",
+        default=None,
+        help="FOLDER (e.g. sweep.zarr): a store written block by block; "
+        "the same command again resumes it",
+    )
     sw.add_argument("--csv", default=None, help="FILE.csv: one row per run")
     sw.add_argument(
         "--plot", default=None, help="FILE.png: final loss, heatmap, curves (.png is added)"
@@ -101,9 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--coordinator", default=None, help="HOST:PORT of process 0")
     sw.add_argument(
-        "--init-timeout", type=positive_int, default=None,
+        "--init-timeout",
+        type=positive_int,
+        default=None,
         help="seconds to wait for every process to join (default 30); then one line, exit 2",
-    )  # fmt: skip
+    )
     sw.add_argument("--num-processes", type=positive_int, default=None, help="processes in all")
     sw.add_argument("--process-id", type=nonnegative_int, default=None, help="this process, 0..N-1")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -126,9 +140,11 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="tiny sizes (models 1,64, or 8 digits runs; 2 repeats)"
     )
     be.add_argument(
-        "--out", default=None, help="FILE.json: the report (a PNG beside it); an existing report "
-        "is kept unless --overwrite"
-    )  # fmt: skip
+        "--out",
+        default=None,
+        help="FILE.json: the report (a PNG beside it); an existing report "
+        "is kept unless --overwrite",
+    )
     be.add_argument("--overwrite", action="store_true", help="replace an existing --out report")
     be.add_argument(
         "--models",
@@ -151,9 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     ve = sub.add_parser("verify", help="check every finished block of a sweep store")
     ve.add_argument("path", help="the store: a folder written by a sweep with --out / out=")
     ve.add_argument(
-        "--repair", action="store_true",
+        "--repair",
+        action="store_true",
         help="mark the damaged blocks not done, so the same sweep command runs them again",
-    )  # fmt: skip
+    )
     ve.set_defaults(run=commands.verify, subparser=ve)
     th = sub.add_parser("theory", help="optimal (alpha, beta) and rates for curvatures in [mu, L]")
     th.add_argument("--mu", type=float, required=True, help="smallest curvature, > 0")
@@ -182,6 +199,14 @@ def _join_signed(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``jaxmom`` command.
+
+    Args:
+      argv: its arguments; ``None``: ``sys.argv[1:]``.
+
+    Returns:
+      The exit status: 0 on success, 2 for a bad flag or a fault (said in one line).
+    """
     parser = _parser()
     args = parser.parse_args(_join_signed(list(sys.argv[1:] if argv is None else argv)))
     return args.run(args, args.subparser)

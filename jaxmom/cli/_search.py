@@ -36,8 +36,10 @@ def check_search(args, parser) -> None:
         min_epochs = args.min_epochs or 1
         if min_epochs > args.epochs:
             parser.error(f"--min-epochs {min_epochs} must be <= --epochs {args.epochs}")
-    for flag, values, check in (("--betas", args.betas, check_beta),
-                                ("--lrs", args.lrs, check_learning_rate)):  # fmt: skip
+    for flag, values, check in (
+        ("--betas", args.betas, check_beta),
+        ("--lrs", args.lrs, check_learning_rate),
+    ):
         try:
             as_axis([values.low, values.high] if isinstance(values, Range) else values, flag, check)
         except ValueError as e:
@@ -74,8 +76,14 @@ def trials(args) -> dict | None:
 def run(args, table):
     """The search: :func:`jaxmom.chapter.search` with the flags' plan."""
     plan = SearchPlan(
-        epochs=args.epochs, batch_size=args.batch_size, nesterov=args.nesterov,
-        record_every=args.record_every, chunk_size=args.chunk_size, out=args.out,
-        progress=not args.no_progress, eta=args.halving, min_epochs=args.min_epochs or 1,
-    )  # fmt: skip
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        nesterov=args.nesterov,
+        record_every=args.record_every,
+        chunk_size=args.chunk_size,
+        out=args.out,
+        progress=not args.no_progress,
+        eta=args.halving,
+        min_epochs=args.min_epochs or 1,
+    )
     return chapter.search(table, range(args.seeds), plan)

@@ -118,17 +118,34 @@ def halving_sweep(
     n = points.n
     shapes, like = _check_metric(task, table, data, metric, steps[0])
     if out is not None:
-        record = dict(points.spec()["trials"], seeds=seeds.tolist(), steps=steps,
-                      eta=eta, brackets=brackets, metric=metric, mode=mode)  # fmt: skip
+        record = dict(
+            points.spec()["trials"],
+            seeds=seeds.tolist(),
+            steps=steps,
+            eta=eta,
+            brackets=brackets,
+            metric=metric,
+            mode=mode,
+        )
         if user is not None:
             record["settings"] = user
         _claim(check_halving_path(out), record)
     schedule = _Schedule(
-        task, seeds, data, steps, eta, metric, sign=-1.0 if mode == "max" else 1.0, like=like,
+        task,
+        seeds,
+        data,
+        steps,
+        eta,
+        metric,
+        sign=-1.0 if mode == "max" else 1.0,
+        like=like,
         metrics=[f"metrics/{k}" for k in (shapes if check_finite is None else check_finite)],
-        out=None if out is None else Path(out), progress=progress, chunk_size=chunk_size,
-        compiler_options=compiler_options, user=user,
-    )  # fmt: skip
+        out=None if out is None else Path(out),
+        progress=progress,
+        chunk_size=chunk_size,
+        compiler_options=compiler_options,
+        user=user,
+    )
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
     reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -149,9 +166,14 @@ def halving_sweep(
     meta = {"settings": schedule.settings(brackets), "halving": True}
     meta["wall_seconds"] = time.perf_counter() - t0
     result = SweepResult(
-        points.axes, seeds, final, diverged, np.ones_like(diverged), meta,
+        points.axes,
+        seeds,
+        final,
+        diverged,
+        np.ones_like(diverged),
+        meta,
         trials=table,
-    )  # fmt: skip
+    )
     result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
     result.rungs["metric"] = record
     return result
@@ -234,8 +256,9 @@ class _Schedule:
     user: dict | None = None
 
     def settings(self, brackets: int) -> dict:
-        out = dict(steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign,
-                   brackets=brackets)  # fmt: skip
+        out = dict(
+            steps=self.steps, eta=self.eta, metric=self.metric, sign=self.sign, brackets=brackets
+        )
         return out if self.user is None else dict(out, user=self.user)
 
     def run(self, bracket: int, table: dict):
@@ -247,11 +270,15 @@ class _Schedule:
             resume, has_data = carry is not None, self.data is not None
             fn = _rung_fn(self.task, self.steps[rung] - done, self.like, resume, has_data)
             options = Options(
-                data=self.data, chunk_size=self.chunk_size, progress=self.progress, carry=carry,
-                check_finite=self.metrics, compiler_options=self.compiler_options,
+                data=self.data,
+                chunk_size=self.chunk_size,
+                progress=self.progress,
+                carry=carry,
+                check_finite=self.metrics,
+                compiler_options=self.compiler_options,
                 out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
                 settings=dict(self.settings(0), bracket=bracket, rung=rung),
-            )  # fmt: skip
+            )
             points = Points.table({k: v[alive] for k, v in table.items()})
             res = run_sweep(fn, points, self.seeds, options)
             yield rung, alive, res

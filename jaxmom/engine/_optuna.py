@@ -106,8 +106,9 @@ def optuna_sweep(
     elif callable(task_or_train_fn):
         train_fn = task_or_train_fn
     else:
-        raise TypeError(f"task_or_train_fn must be a jaxmom.Task or a train function, got "
-                        f"{task_or_train_fn!r}")  # fmt: skip
+        raise TypeError(
+            f"task_or_train_fn must be a jaxmom.Task or a train function, got {task_or_train_fn!r}"
+        )
     _check_metric(train_fn, dists, data, metric)
     bar = None
     if progress:
@@ -124,10 +125,17 @@ def optuna_sweep(
             n: np.concatenate([v, np.repeat(v[-1:], batch_size - k)]) for n, v in table.items()
         }
         res = trial_sweep(
-            train_fn, table, seeds, data=data, chunk_size=chunk_size, progress=False,
+            train_fn,
+            table,
+            seeds,
+            data=data,
+            chunk_size=chunk_size,
+            progress=False,
             out=None if folder is None else folder / f"batch{batch:05d}.zarr",
-            compiler_options=compiler_options, check_finite=check_finite, settings=settings,
-        )  # fmt: skip
+            compiler_options=compiler_options,
+            check_finite=check_finite,
+            settings=settings,
+        )
         values = np.asarray(res[metric], np.float64)[:k]
         bad = np.asarray(res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1))
         for t, v, b in zip(trials, values, bad.tolist(), strict=True):

@@ -37,7 +37,17 @@ def _number(value, what: str) -> float:
 
 @dataclass(frozen=True)
 class Uniform:
-    """Uniform on ``[low, high)``."""
+    """Uniform on ``[low, high)``.
+
+    Args:
+      low, high: the bounds, finite numbers with ``low < high``.
+
+    Example:
+      >>> import jaxmom
+      >>> t = jaxmom.sample({"beta": jaxmom.Uniform(0.0, 0.99)}, 4, seed=0)
+      >>> bool(((t["beta"] >= 0) & (t["beta"] < 0.99)).all())
+      True
+    """
 
     low: float
     high: float
@@ -54,7 +64,11 @@ class Uniform:
 @dataclass(frozen=True)
 class LogUniform(Uniform):
     """Uniform in log space on ``[low, high)``, ``0 < low < high``: as many points between 1e-3
-    and 1e-2 as between 0.1 and 1 (a learning rate's usual scale)."""
+    and 1e-2 as between 0.1 and 1 (a learning rate's usual scale).
+
+    Args:
+      low, high: the bounds, ``0 < low < high``.
+    """
 
     def check(self, name: str) -> None:
         super().check(name)
@@ -68,7 +82,11 @@ class LogUniform(Uniform):
 
 @dataclass(frozen=True)
 class IntUniform:
-    """The integers ``low..high``, both included, equally likely."""
+    """The integers ``low..high``, both included, equally likely.
+
+    Args:
+      low, high: Python integers, ``low <= high``, each fitting the dtype the runs use.
+    """
 
     low: int
     high: int
@@ -87,7 +105,11 @@ class IntUniform:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of ``values`` (numbers), equally likely."""
+    """One of ``values`` (numbers), equally likely.
+
+    Args:
+      values: a non-empty sequence of numbers, e.g. ``Choice([32, 64, 128])``.
+    """
 
     values: Sequence[float]
 
@@ -130,6 +152,16 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
       n: points, >= 1.
       method: ``"random"``, or quasi-random ``"sobol"`` / ``"halton"`` (scrambled, seeded).
       seed: an integer >= 0.
+
+    Returns:
+      ``{name: np.ndarray [n]}``, a table of trials for :func:`jaxmom.trial_sweep`.
+
+    Example:
+      >>> import jaxmom
+      >>> space = {"beta": jaxmom.Uniform(0, 0.99), "learning_rate": jaxmom.LogUniform(1e-3, 1)}
+      >>> trials = jaxmom.sample(space, 8, method="sobol", seed=0)
+      >>> sorted(trials), trials["beta"].shape
+      (['beta', 'learning_rate'], (8,))
     """
     check_space(space)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
@@ -152,7 +184,19 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
 
 def product(grid: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """A grid as a table of trials: every combination of its axes' values, in C order (the
-    last axis fastest), one column per axis, e.g. for :func:`jaxmom.halving_sweep`."""
+    last axis fastest), one column per axis, e.g. for :func:`jaxmom.halving_sweep`.
+
+    Args:
+      grid: axis name -> 1-D values, as :func:`jaxmom.grid_sweep` takes.
+
+    Returns:
+      ``{name: np.ndarray [points]}``.
+
+    Example:
+      >>> import jaxmom
+      >>> t = jaxmom.product({"beta": [0.0, 0.9], "learning_rate": [0.1, 0.01]})
+      >>> t["beta"].tolist(), t["learning_rate"].tolist()
+      ([0.0, 0.0, 0.9, 0.9], [0.1, 0.01, 0.1, 0.01])"""
 
     axes = check_grid(grid)
     mesh = np.meshgrid(*axes.values(), indexing="ij")

@@ -93,6 +93,21 @@ def grid_sweep(
     Returns:
       A :class:`jaxmom.SweepResult`, outputs indexed ``[*grid axes, seed, *output shape]``;
       lazy over the store when ``out`` is given. A diverging run is data, not an error.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxmom
+      >>> def train_fn(hp, key):  # heavy ball on f(x) = x**2 / 2, from a random start
+      ...     def step(c, _):
+      ...         x, v = c
+      ...         v = hp["beta"] * v + x
+      ...         return (x - hp["lr"] * v, v), None
+      ...     x0 = jax.random.normal(key)
+      ...     (x, _), _ = jax.lax.scan(step, (x0, 0.0 * x0), None, length=100)
+      ...     return {"loss": 0.5 * x**2}
+      >>> res = jaxmom.grid_sweep(train_fn, {"beta": [0.0, 0.5, 0.9], "lr": [0.1, 1.0]},
+      ...                         seeds=range(4), progress=False)
+      >>> res["loss"].shape  # [beta, lr, seed]
+      (3, 2, 4)
     """
     points = Points(check_grid(grid))
     options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
@@ -126,6 +141,14 @@ def trial_sweep(
       A :class:`jaxmom.SweepResult` with one axis, ``trial``, outputs indexed ``[trial, seed,
       *output shape]``; each column is a coordinate along ``trial`` (``res.trials``), so
       ``best``, ``summary``, the CSV, the DataFrame and xarray show the values.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxmom
+      >>> trials = {"beta": [0.0, 0.5, 0.9], "lr": [1.0, 0.5, 0.1]}  # three (beta, lr) pairs
+      >>> def train_fn(hp, key):
+      ...     return {"rate": jnp.maximum(jnp.abs(1 - hp["lr"]), jnp.sqrt(hp["beta"]))}
+      >>> jaxmom.trial_sweep(train_fn, trials, progress=False)["rate"].shape  # [trial, seed]
+      (3, 1)
     """
     points = Points.table(check_trials(trials))
     options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
@@ -176,11 +199,16 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
     store = None
     if path is not None:
         spec = dict(
-            points.spec(), points=points, seeds=seeds.tolist(),
+            points.spec(),
+            points=points,
+            seeds=seeds.tolist(),
             outputs={k: [list(s.shape), s.dtype.name] for k, s in shapes.items()},
-            settings=settings, data=_fingerprint(o.data, o.carry), computation=computation,
-            block=list(block), metadata=_metadata(train_fn),
-        )  # fmt: skip
+            settings=settings,
+            data=_fingerprint(o.data, o.carry),
+            computation=computation,
+            block=list(block),
+            metadata=_metadata(train_fn),
+        )
         store = _open_store(path, spec)
         block = store.block
     try:

@@ -67,8 +67,9 @@ def check_given(beta):
     """``beta`` unless it is ``None``: optax's ``momentum=None`` (no momentum) is ``beta=0``
     here, and a ``None`` beta is refused rather than taken for the default."""
     if beta is None:
-        raise TypeError("beta must be a number, an array or a schedule, got None (no momentum: "
-                        "beta=0)")  # fmt: skip
+        raise TypeError(
+            "beta must be a number, an array or a schedule, got None (no momentum: beta=0)"
+        )
     return beta
 
 

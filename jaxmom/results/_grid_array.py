@@ -11,6 +11,11 @@ class GridArray:
 
     Indexing with integers, slices or integer arrays on the grid axes reads only the points
     asked for; ``np.asarray(a)`` reads it all.
+
+    Args:
+      data: the ``[points, seeds, *S]`` array, NumPy or zarr.
+      grid_shape: the grid's shape, whose product is ``points``.
+      source: where ``data`` lives (a store's path), for error messages.
     """
 
     def __init__(self, data, grid_shape: tuple[int, ...], source: str | None = None):

@@ -145,9 +145,13 @@ def curves(res, ax=None, index: int = 0, max_lines: int = 6):
             warnings.simplefilter("ignore", RuntimeWarning)
             (line,) = ax.plot(steps, np.nanmedian(runs, axis=0), lw=1.2, label=f"{x[r]:.4g}")
             ax.fill_between(
-                steps, np.nanmin(runs, axis=0), np.nanmax(runs, axis=0), alpha=0.15,
-                color=line.get_color(), lw=0,
-            )  # fmt: skip
+                steps,
+                np.nanmin(runs, axis=0),
+                np.nanmax(runs, axis=0),
+                alpha=0.15,
+                color=line.get_color(),
+                lw=0,
+            )
     title = f"median, min–max over {len(res.seeds)} seed(s)"
     if window > 1:
         title += f"; mean of {window * every} steps"
@@ -177,8 +181,10 @@ def overview(res, path: Path) -> Path:
 
         metric = (res.metadata.get("settings") or {}).get("metric", "final_loss")
         mode = "max" if (res.metadata.get("settings") or {}).get("sign", 1) < 0 else "min"
-        panels: list[Any] = [functools.partial(scatter, name=n, metric=metric, mode=mode)
-                  for n in list(res.trials)[:3]]  # fmt: skip
+        panels: list[Any] = [
+            functools.partial(scatter, name=n, metric=metric, mode=mode)
+            for n in list(res.trials)[:3]
+        ]
         if getattr(res, "rungs", None) is not None:
             panels.append(functools.partial(rungs, mode=mode))
     else:

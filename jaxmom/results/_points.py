@@ -40,8 +40,9 @@ class Points:
     def values(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Each hyperparameter at the flat points ``idx`` (any shape), in its JAX dtype."""
         cols = self.coords(idx)
-        return {k: cols[k].astype(jax.dtypes.canonicalize_dtype(cols[k].dtype))
-                for k in self.hparams}  # fmt: skip
+        return {
+            k: cols[k].astype(jax.dtypes.canonicalize_dtype(cols[k].dtype)) for k in self.hparams
+        }
 
     def coords(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Every per-point coordinate at the flat points ``idx``, as given: the grid's axes, or

@@ -227,19 +227,28 @@ class SweepResult:
 
         points = Points.table(self.trials) if self.trials else Points(self.axes)
         spec = dict(
-            points.spec(), points=points, seeds=self.seeds.tolist(), outputs=outputs,
-            settings=self.metadata.get("settings"), data=self.metadata.get("data"),
+            points.spec(),
+            points=points,
+            seeds=self.seeds.tolist(),
+            outputs=outputs,
+            settings=self.metadata.get("settings"),
+            data=self.metadata.get("data"),
             computation=self.metadata.get("computation"),
-            block=[self.n_points, len(self.seeds)], metadata=self.metadata,
-        )  # fmt: skip
+            block=[self.n_points, len(self.seeds)],
+            metadata=self.metadata,
+        )
         store = Store.open(path, spec)
         try:
             n_seed = len(self.seeds)
             store.write_block(
-                0, 0, {k: self[k].reshape(-1, n_seed, *v.shape[len(self.run_shape) :])
-                       for k, v in self.outputs.items()},
+                0,
+                0,
+                {
+                    k: self[k].reshape(-1, n_seed, *v.shape[len(self.run_shape) :])
+                    for k, v in self.outputs.items()
+                },
                 self.diverged.reshape(-1, n_seed),
-            )  # fmt: skip
+            )
             store.finish({}, complete=self.complete)
         finally:
             store.close()

@@ -232,30 +232,49 @@ class Store:
             dt = (table[name] if table else points.axes[name]).dtype
             with writing():
                 arr = group.create_array(
-                    name, shape=(n_points,), chunks=(m,), dtype=dt, dimension_names=("point",),
-                    fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True, compressors=crc,
-                )  # fmt: skip
+                    name,
+                    shape=(n_points,),
+                    chunks=(m,),
+                    dtype=dt,
+                    dimension_names=("point",),
+                    fill_value=np.nan if dt.kind in "fc" else 0,
+                    overwrite=True,
+                    compressors=crc,
+                )
             if table:  # a table's columns whole, before the status array marks it created
                 arr[:] = table[name]
         seeds = group.create_array(
-            "seed", shape=(n_seeds,), dtype=np.asarray(spec["seeds"]).dtype, overwrite=True,
+            "seed",
+            shape=(n_seeds,),
+            dtype=np.asarray(spec["seeds"]).dtype,
+            overwrite=True,
             dimension_names=("seed",),
-        )  # fmt: skip
+        )
         seeds[:] = np.asarray(spec["seeds"])
         for (shape, dtype), name in zip(spec["outputs"].values(), names, strict=True):
             dt = np.dtype(dtype)
             group.create_array(
-                name, shape=(n_points, n_seeds, *shape), chunks=(m, k, *shape),
-                dtype=dt, fill_value=np.nan if dt.kind in "fc" else 0, overwrite=True,
+                name,
+                shape=(n_points, n_seeds, *shape),
+                chunks=(m, k, *shape),
+                dtype=dt,
+                fill_value=np.nan if dt.kind in "fc" else 0,
+                overwrite=True,
                 compressors=crc,  # no compression: losses barely compress (15% with zstd)
                 dimension_names=("point", "seed", *(f"{name}_{i}" for i in range(len(shape)))),
                 attributes=coordinates,
-            )  # fmt: skip
+            )
         group.create_array(
-            "status", shape=(n_points, n_seeds), chunks=(m, k), dtype="i1", fill_value=-1,
-            dimension_names=("point", "seed"), overwrite=True, attributes=coordinates,
+            "status",
+            shape=(n_points, n_seeds),
+            chunks=(m, k),
+            dtype="i1",
+            fill_value=-1,
+            dimension_names=("point", "seed"),
+            overwrite=True,
+            attributes=coordinates,
             compressors=crc,
-        )  # fmt: skip
+        )
         return group
 
     def done(self) -> np.ndarray:

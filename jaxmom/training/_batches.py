@@ -30,7 +30,16 @@ class BatchOrder(NamedTuple):
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
-    """Number of batches in an epoch: ``ceil(n / batch_size)``, or the floor with ``drop_last``."""
+    """Number of batches in an epoch.
+
+    Args:
+      n: examples in the data set.
+      batch_size: examples a step.
+      drop_last: whether the last partial batch is dropped.
+
+    Returns:
+      ``ceil(n / batch_size)``, or the floor with ``drop_last``.
+    """
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -134,6 +143,25 @@ def batch_window(key, n: int, batch_size: int, start, steps: int, drop_last: boo
 
     ``start`` may be traced; ``n``, ``batch_size``, ``steps`` and ``drop_last`` are static.
     Only the epochs the window touches are drawn.
+
+    Args:
+      key: the run's PRNG key.
+      n: examples in the data set.
+      batch_size: examples a step.
+      start: the first step of the window (an int or a traced integer).
+      steps: steps in the window.
+      drop_last: drop each epoch's last partial batch instead of padding and masking it.
+
+    Returns:
+      A :class:`BatchOrder` ``[steps, batch_size]``.
+
+    Example:
+      >>> import jax, jaxmom
+      >>> key = jax.random.key(0)
+      >>> whole = jaxmom.batch_window(key, 10, 4, 0, 6)
+      >>> later = jaxmom.batch_window(key, 10, 4, 2, 4)  # the same steps, cut elsewhere
+      >>> bool((whole.indices[2:] == later.indices).all())
+      True
     """
     spe = steps_per_epoch(n, batch_size, drop_last)
     first = start // spe

@@ -37,7 +37,20 @@ class TrainResult(NamedTuple):
 
 
 def masked_mean(values: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """The mean of ``values`` [batch] over the real points (``mask`` True); ``None``: all."""
+    """The mean of ``values`` over the real points.
+
+    Args:
+      values: ``[batch]``.
+      mask: ``[batch]`` bools, True for real points; ``None``: all are real.
+
+    Returns:
+      A scalar (0 where no point is real).
+
+    Example:
+      >>> import jax.numpy as jnp, jaxmom
+      >>> float(jaxmom.masked_mean(jnp.array([1.0, 3.0, 100.0]), jnp.array([True, True, False])))
+      2.0
+    """
     if mask is None:
         return jnp.mean(values)
     m = mask.astype(values.dtype)
@@ -54,11 +67,31 @@ def train_step(
     *,
     value_and_grad,
 ):
-    """One step of ``opt`` on the batch: returns ``(params, opt_state, loss)``, loss before it.
+    """One step of ``opt`` on a batch. Pure: jit, vmap and scan it.
 
-    ``value_and_grad(params, x, y, mask) -> (loss, grads)`` gives the loss and its gradient:
-    e.g. ``jax.value_and_grad(loss_fn)``; :func:`jaxmom.train_step` gives the chapter's MLP's
-    by default.
+    Args:
+      opt: any optax transformation.
+      params, opt_state: the parameters and ``opt``'s state.
+      x, y: the batch's inputs and targets.
+      mask: ``[batch]`` bools, True for real examples; ``None``: all real.
+      value_and_grad: ``(params, x, y, mask) -> (loss, grads)``, e.g.
+        ``jax.value_and_grad(loss_fn)``; :func:`jaxmom.train_step` gives the chapter's MLP's
+        by default.
+
+    Returns:
+      ``(params, opt_state, loss)``, the loss before the step.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, jaxmom
+      >>> def loss_fn(w, x, y, mask):
+      ...     return jaxmom.masked_mean((x @ w - y) ** 2, mask)
+      >>> opt = jaxmom.sgd_momentum(0.1, momentum=0.9)
+      >>> w, x, y = jnp.zeros(2), jnp.ones((4, 2)), jnp.ones(4)
+      >>> step = jax.jit(lambda w, s: jaxmom.training.train_step(
+      ...     opt, w, s, x, y, value_and_grad=jax.value_and_grad(loss_fn)))
+      >>> w, state, loss = step(w, opt.init(w))
+      >>> float(loss)
+      1.0
     """
     loss, grads = value_and_grad(params, x, y, mask)
     return (*_apply(opt, params, opt_state, grads), loss)
@@ -118,12 +151,21 @@ def train_scan(
     carry = (params, opt_state, model_state)
     (params, opt_state, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
     counts = order.mask.sum(axis=1).astype(step_losses.dtype)
-    return TrainResult(params, step_losses, epoch_means(step_losses, counts, epochs), state,
-                       opt_state)  # fmt: skip
+    return TrainResult(
+        params, step_losses, epoch_means(step_losses, counts, epochs), state, opt_state
+    )
 
 
 def epoch_means(step_losses: jax.Array, counts: jax.Array, epochs: int) -> jax.Array:
-    """``[epochs]``: each epoch's mean loss over the points it saw, from the loss of each step
-    ``[steps]`` and how many real points each step had ``counts [steps]``."""
+    """Each epoch's mean loss over the points it saw.
+
+    Args:
+      step_losses: ``[steps]``, each step's mean loss over its batch.
+      counts: ``[steps]``, how many real points each step had.
+      epochs: epochs in ``steps`` (a divisor of it).
+
+    Returns:
+      ``[epochs]``.
+    """
     per_epoch = (step_losses * counts).reshape(epochs, -1).sum(axis=1)
     return per_epoch / counts.reshape(epochs, -1).sum(axis=1)

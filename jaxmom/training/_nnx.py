@@ -48,7 +48,21 @@ from jaxmom.training._task import Task
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """The fraction of ``labels`` [n] (integers) that are the argmax of ``logits`` [n, classes]."""
+    """The fraction of ``labels`` that are the argmax of ``logits``: a metric of
+    :func:`nnx_task`.
+
+    Args:
+      logits: ``[n, classes]``.
+      labels: ``[n]`` integers.
+
+    Returns:
+      A scalar in [0, 1].
+
+    Example:
+      >>> import jax.numpy as jnp, jaxmom
+      >>> float(jaxmom.accuracy(jnp.array([[0.0, 1.0], [2.0, 1.0]]), jnp.array([1, 1])))
+      0.5
+    """
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
@@ -117,9 +131,15 @@ def nnx_task(
         n = x.shape[0]
         order = batch_window(state["key"], n, batch_size, state["step"], steps, drop_last)
         res = train_scan(
-            optimizer(**hp), state["params"], order, (x, y), 1, opt_state=state["opt"],
-            value_and_grad=_value_and_grad(graphdefs()[0], loss), model_state=state["model"],
-        )  # fmt: skip
+            optimizer(**hp),
+            state["params"],
+            order,
+            (x, y),
+            1,
+            opt_state=state["opt"],
+            value_and_grad=_value_and_grad(graphdefs()[0], loss),
+            model_state=state["model"],
+        )
         counts = order.mask.sum(axis=1).astype(jnp.float32)
         spe = steps_per_epoch(n, batch_size, drop_last)
         running = _epoch_running_loss(state["loss"], state["step"], res.step_losses, counts, spe)
@@ -149,7 +169,13 @@ def nnx_task(
 @dataclass(frozen=True, eq=False)
 class NNXTask(Task):
     """:func:`nnx_task`'s task: a :class:`jaxmom.Task` whose :meth:`train_fn` can also record
-    the epoch and step losses and the final parameters."""
+    the epoch and step losses and the final parameters. Made by :func:`nnx_task`, not by hand.
+
+    Args:
+      init, advance, evaluate: as :class:`jaxmom.Task`'s.
+      run: the whole training as one function, with its per-step losses.
+      steps_per_epoch: ``n -> `` the steps of one epoch over ``n`` examples.
+    """
 
     run: Callable | None = None
     steps_per_epoch: Callable | None = None  # n -> steps of one epoch
@@ -273,6 +299,15 @@ def nnx_train_fn(
     Its outputs: ``final_loss`` (the mean training loss of the last epoch), ``epoch_losses``
     [epochs], with held-out data ``test_loss`` and ``test_<metric>``, and as asked
     ``step_losses`` (every ``record_every``-th step) and ``params/...``. See :func:`nnx_task`.
+
+    Args:
+      model, loss, optimizer, batch_size, metrics, drop_last: as :func:`nnx_task`'s.
+      epochs: epochs each run trains.
+      record_every: keep the loss of every k-th step (0: none).
+      return_params: also return the final parameters, as ``params/...`` outputs.
+
+    Returns:
+      ``train_fn(hparams, key, data) -> {name: array}``.
     """
     epochs = check_positive_int(epochs, "epochs")
     task = nnx_task(

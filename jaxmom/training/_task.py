@@ -26,7 +26,30 @@ from jaxmom.common import check_positive_int
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """``Task(init, advance, evaluate)``: see the module's docstring."""
+    """A run cut into three pure functions, so it can be paused, stored and resumed.
+
+    Args:
+      init: ``(hparams, key, data) -> state``, a new run.
+      advance: ``(state, hparams, data, steps) -> state``, ``steps`` (a Python int) more steps.
+      evaluate: ``(state, hparams, data) -> {name: array}``, what the run has reached.
+
+    A task's runs must not depend on how their steps are cut: advancing 2 then 3 steps gives
+    the run of 5.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxmom
+      >>> def init(hp, key, data):
+      ...     return {"x": jnp.float32(1.0), "v": jnp.float32(0.0)}
+      >>> def advance(s, hp, data, steps):  # heavy ball on f(x) = x**2 / 2
+      ...     def step(s, _):
+      ...         v = hp["beta"] * s["v"] + s["x"]
+      ...         return {"x": s["x"] - 0.1 * v, "v": v}, None
+      ...     return jax.lax.scan(step, s, None, length=steps)[0]
+      >>> task = jaxmom.Task(init, advance, lambda s, hp, data: {"x": s["x"]})
+      >>> res = jaxmom.grid_sweep(task.train_fn(50), {"beta": [0.0, 0.5]}, progress=False)
+      >>> bool(abs(res["x"][1, 0]) < abs(res["x"][0, 0]))  # beta = 0.5 gets there first
+      True
+    """
 
     init: Callable
     advance: Callable

@@ -41,16 +41,25 @@ def nnx_setup():
     return task, (x[:N_TRAIN], y[:N_TRAIN], xt[:32], yt[:32])
 
 
-NNX_TRIALS = {"beta": np.array([0.0, 0.5, 0.9], np.float32),
-              "learning_rate": np.array([0.1, 0.05, 0.01], np.float32)}  # fmt: skip
+NNX_TRIALS = {
+    "beta": np.array([0.0, 0.5, 0.9], np.float32),
+    "learning_rate": np.array([0.1, 0.05, 0.01], np.float32),
+}
 CHAPTER = {"betas": [0.0, 0.9], "learning_rates": (0.01, 0.1), "seeds": (0, 1), "epochs": 2}
 
 
 def main(folder: str) -> None:
     jaxmom.sweep(**CHAPTER, out=f"{folder}/chapter.zarr", progress=False, chunk_size=2)
     task, data = nnx_setup()
-    jaxmom.trial_sweep(task.train_fn(6), NNX_TRIALS, (0, 1), data=data, chunk_size=2,
-                       out=f"{folder}/nnx.zarr", progress=False)  # fmt: skip
+    jaxmom.trial_sweep(
+        task.train_fn(6),
+        NNX_TRIALS,
+        (0, 1),
+        data=data,
+        chunk_size=2,
+        out=f"{folder}/nnx.zarr",
+        progress=False,
+    )
     print(jax.__version__, jaxmom.__version__)
 
 
