@@ -1,16 +1,17 @@
 # Two commands do everything on a fresh machine with Python 3.11+ (and make):
 #   make experiments   every experiment of the chapter: figures + results/REPORT.md
-#   make test          lint, format check and the test suite
+#   make test          lint, format check, type check, the docs build and the test suite
 # Each creates the virtual environment .venv and installs the project into it when needed
 # (again whenever pyproject.toml changes). PyTorch is pinned to its CPU build.
 # make test-floor runs the suite at the lowest versions pyproject.toml allows (.ci/floor.txt).
+# make docs builds the documentation site into site/.
 
 PYTHON ?= python3
 VENV ?= .venv
 FLOOR_VENV ?= .venv-floor
-PIP_INSTALL = pip install --quiet torch==2.13.0 -e ".[test,torch,experiments,bench,xarray]"
+PIP_INSTALL = pip install --quiet torch==2.13.0 -e ".[test,torch,experiments,bench,xarray,docs]"
 
-.PHONY: experiments test test-floor clean
+.PHONY: experiments test test-floor docs clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,12 @@ experiments: $(VENV)/installed
 test: $(VENV)/installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 	$(VENV)/bin/python -m pytest
+
+docs: $(VENV)/installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 $(FLOOR_VENV)/installed: pyproject.toml .ci/floor.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)

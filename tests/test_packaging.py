@@ -45,23 +45,30 @@ def test_typing_marker_ships():
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["jaxmom"]
 
 
-def _snippets() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
+
+
+def _snippets(page: str) -> list[str]:
+    text = (ROOT / page).read_text()
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-def test_readme_has_snippets():
-    assert len(_snippets()) >= 5
+SNIPPETS = [(page, i) for page in PAGES for i in range(len(_snippets(page)))]
 
 
-@pytest.mark.parametrize("index", range(len(_snippets())))
-def test_readme_snippet_runs_as_written(index, tmp_path):
-    """Each snippet in a fresh interpreter (as a reader would paste it), in an empty folder."""
-    code = _snippets()[index]
+def test_readme_and_docs_have_snippets():
+    assert _snippets("README.md") and len(SNIPPETS) >= 6
+
+
+@pytest.mark.parametrize("page, index", SNIPPETS)
+def test_snippet_runs_as_written(page, index, tmp_path):
+    """Each Python block of the README and the docs in a fresh interpreter (as a reader would
+    paste it), in an empty folder."""
+    code = _snippets(page)[index]
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
-    assert proc.returncode == 0, f"README snippet {index}:\n{code}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"{page} snippet {index}:\n{code}\n{proc.stderr[-3000:]}"
 
 
 def test_version_is_the_packages():

@@ -43,7 +43,7 @@ class Net(nnx.Module):
       rngs: the ``nnx.Rngs`` its weights are drawn from.
       init: ``"torch"`` (PyTorch's ``nn.Linear`` initialisation, as the chapter) or ``"flax"``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxmom
       >>> from flax import nnx
       >>> jaxmom.Net(rngs=nnx.Rngs(0))(jnp.zeros((5, 1))).shape
@@ -102,7 +102,7 @@ def apply_mlp(params: dict, x: jax.Array) -> jax.Array:
     Returns:
       ``[batch, 1]`` predictions.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxmom
       >>> jaxmom.apply_mlp(jaxmom.init_mlp(jax.random.key(0)), jnp.zeros((3, 1))).shape
       (3, 1)

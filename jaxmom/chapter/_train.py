@@ -51,7 +51,7 @@ def mse_loss(params: dict, x: jax.Array, y: jax.Array, mask: jax.Array | None = 
     Returns:
       The mean squared error, a scalar.
 
-    Example:
+    Examples:
       >>> import jax, jaxmom
       >>> x, y = jaxmom.make_dataset()
       >>> loss = jaxmom.mse_loss(jaxmom.init_mlp(jax.random.key(0)), x, y)
@@ -147,7 +147,7 @@ def train_scan(
     Returns:
       A :class:`jaxmom.TrainResult`.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> params, order = jaxmom.seed_inputs(0, epochs=2)
       >>> opt = jaxmom.sgd_momentum(0.01, momentum=0.8)

@@ -42,7 +42,7 @@ class Uniform:
     Args:
       low, high: the bounds, finite numbers with ``low < high``.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> t = jaxmom.sample({"beta": jaxmom.Uniform(0.0, 0.99)}, 4, seed=0)
       >>> bool(((t["beta"] >= 0) & (t["beta"] < 0.99)).all())
@@ -156,7 +156,7 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
     Returns:
       ``{name: np.ndarray [n]}``, a table of trials for :func:`jaxmom.trial_sweep`.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> space = {"beta": jaxmom.Uniform(0, 0.99), "learning_rate": jaxmom.LogUniform(1e-3, 1)}
       >>> trials = jaxmom.sample(space, 8, method="sobol", seed=0)
@@ -192,7 +192,7 @@ def product(grid: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     Returns:
       ``{name: np.ndarray [points]}``.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> t = jaxmom.product({"beta": [0.0, 0.9], "learning_rate": [0.1, 0.01]})
       >>> t["beta"].tolist(), t["learning_rate"].tolist()

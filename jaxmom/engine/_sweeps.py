@@ -94,7 +94,7 @@ def grid_sweep(
       A :class:`jaxmom.SweepResult`, outputs indexed ``[*grid axes, seed, *output shape]``;
       lazy over the store when ``out`` is given. A diverging run is data, not an error.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxmom
       >>> def train_fn(hp, key):  # heavy ball on f(x) = x**2 / 2, from a random start
       ...     def step(c, _):
@@ -142,7 +142,7 @@ def trial_sweep(
       *output shape]``; each column is a coordinate along ``trial`` (``res.trials``), so
       ``best``, ``summary``, the CSV, the DataFrame and xarray show the values.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxmom
       >>> trials = {"beta": [0.0, 0.5, 0.9], "lr": [1.0, 0.5, 0.1]}  # three (beta, lr) pairs
       >>> def train_fn(hp, key):

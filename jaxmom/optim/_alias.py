@@ -124,7 +124,7 @@ def sgd_momentum(
       ValueError: on a concrete learning rate or weight decay that is not finite and >= 0, or a
         bad ``beta`` or ``dampening``.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> opt = jaxmom.sgd_momentum(0.01, beta=0.8)   # the chapter's torch.optim.SGD
     """
@@ -175,7 +175,7 @@ def heavy_ball(
       TypeError: on arguments of the wrong type.
       ValueError: on a concrete learning rate that is not finite and >= 0, or a bad ``beta``.
 
-    Example:
+    Examples:
       >>> import jaxmom
       >>> opt = jaxmom.heavy_ball(0.01, beta=0.8)  # the chapter: v <- 0.8 v + 0.01 g; x <- x - v
 

@@ -132,7 +132,7 @@ def momentum(
       ValueError: if a concrete ``beta`` or ``dampening`` is not finite or lies outside [0, 1],
         or ``nesterov`` is combined with a dampening that is not ``None`` or 0.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, optax, jaxmom
       >>> tx = optax.chain(jaxmom.momentum(0.9), optax.scale(-0.01))
       >>> params = {"w": jnp.ones(3)}

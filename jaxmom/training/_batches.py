@@ -155,7 +155,7 @@ def batch_window(key, n: int, batch_size: int, start, steps: int, drop_last: boo
     Returns:
       A :class:`BatchOrder` ``[steps, batch_size]``.
 
-    Example:
+    Examples:
       >>> import jax, jaxmom
       >>> key = jax.random.key(0)
       >>> whole = jaxmom.batch_window(key, 10, 4, 0, 6)

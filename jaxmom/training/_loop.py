@@ -46,7 +46,7 @@ def masked_mean(values: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     Returns:
       A scalar (0 where no point is real).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxmom
       >>> float(jaxmom.masked_mean(jnp.array([1.0, 3.0, 100.0]), jnp.array([True, True, False])))
       2.0
@@ -81,7 +81,7 @@ def train_step(
     Returns:
       ``(params, opt_state, loss)``, the loss before the step.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, optax, jaxmom
       >>> def loss_fn(w, x, y, mask):
       ...     return jaxmom.masked_mean((x @ w - y) ** 2, mask)

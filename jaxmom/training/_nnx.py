@@ -58,7 +58,7 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     Returns:
       A scalar in [0, 1].
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, jaxmom
       >>> float(jaxmom.accuracy(jnp.array([[0.0, 1.0], [2.0, 1.0]]), jnp.array([1, 1])))
       0.5

@@ -36,7 +36,7 @@ class Task:
     A task's runs must not depend on how their steps are cut: advancing 2 then 3 steps gives
     the run of 5.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, jaxmom
       >>> def init(hp, key, data):
       ...     return {"x": jnp.float32(1.0), "v": jnp.float32(0.0)}
