@@ -44,7 +44,6 @@ Report (JSON, ``format = "jaxmom.bench/1"``)::
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -71,7 +70,6 @@ from jaxmom.bench._report import (
     installed,
     markdown,
     time_call,
-    versions,
 )
 from jaxmom.bench._torch import BETA, LR, torch_func_vmap, torch_loop, torch_version
 
@@ -194,27 +192,23 @@ def run(
     ]
     pairs += [("jaxmom_sweep", "jaxmom_sweep_autodiff"), ("jaxmom_sweep_pallas", "jaxmom_sweep")]
     ratios = {f"{a}/{b}": best[a] / best[b] for a, b in pairs if a in best and b in best}
-    return {
-        "format": FORMAT,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": device,
-        "versions": versions(torch_ver),
-        "task": {
-            "steps": steps,
-            "batch_size": int(order.indices.shape[1]),
-            "n": 1000,
-            "hidden": 20,
-            "lr": LR,
-            "beta": BETA,
-        },
-        "peak_gflops": peak.gflops,
-        "peak": peak.report(),
-        "matmul_size": size,
-        "flops_per_model_step": flops,
-        "rows": rows,
-        "ratios": ratios,
-        "skipped": skipped,
+    setup = {
+        "steps": steps,
+        "batch_size": int(order.indices.shape[1]),
+        "n": 1000,
+        "hidden": 20,
+        "lr": LR,
+        "beta": BETA,
     }
+    return _report.report(
+        FORMAT,
+        setup,
+        rows,
+        ratios,
+        skipped,
+        torch=torch_ver,
+        **_report.peak_fields(peak, size, flops),
+    )
 
 
 def table(report: dict) -> str:

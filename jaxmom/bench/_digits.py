@@ -32,7 +32,6 @@ Report (JSON, ``format = "jaxmom.bench_digits/1"``): ``date``, ``device``, ``ver
 
 from __future__ import annotations
 
-import datetime
 import functools
 from collections.abc import Callable, Sequence
 
@@ -279,28 +278,18 @@ def run(
         ratios["engine_compile/vmap_compile"] = top["engine"]["compile_seconds"] / max(
             top["vmap"]["compile_seconds"], 1e-9
         )
-    return {
-        "format": FORMAT,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": bench.device_info(),
-        "versions": {**bench.versions(None), **bench.peer_versions()},
-        "task": {
-            "data": "sklearn digits 1437/360",
-            "model": "MLP 64-128-10",
-            "epochs": EPOCHS,
-            "batch_size": BATCH,
-            "steps": steps,
-            "learning_rates": list(LRS),
-            "seeds": list(SEEDS),
-        },
-        "peak_gflops": peak.gflops,
-        "peak": peak.report(),
-        "matmul_size": size,
-        "flops_per_model_step": flops,
-        "rows": rows,
-        "ratios": ratios,
-        "skipped": skipped,
+    setup = {
+        "data": "sklearn digits 1437/360",
+        "model": "MLP 64-128-10",
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "steps": steps,
+        "learning_rates": list(LRS),
+        "seeds": list(SEEDS),
     }
+    return bench.report(
+        FORMAT, setup, rows, ratios, skipped, **bench.peak_fields(peak, size, flops)
+    )
 
 
 def table(report: dict) -> str:

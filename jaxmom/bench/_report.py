@@ -3,6 +3,7 @@ Markdown tables, plots and the JSON file."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -115,6 +116,34 @@ def installed(methods: Sequence[str], requires: dict[str, str], say) -> tuple[li
     if not run:
         raise ValueError(f"nothing to run: {', '.join(absent)} not installed")
     return run, list(absent)
+
+
+def report(fmt: str, task: dict, rows: list, ratios: dict, skipped: list, *, torch=None, **fields):
+    """A bench report: its format, the date (UTC), the device and the versions of jaxmom's
+    dependencies and peers (``torch``: PyTorch's, where it is one), then ``task``, ``fields``
+    (a peak, ...), ``rows``, ``ratios`` and the methods ``skipped``."""
+    return {
+        "format": fmt,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": device_info(),
+        "versions": {**versions(torch), **peer_versions()},
+        "task": task,
+        **fields,
+        "rows": rows,
+        "ratios": ratios,
+        "skipped": skipped,
+    }
+
+
+def peak_fields(peak, size: int, flops: float) -> dict:
+    """The matmul peak measured in the run (best of its samples, with their spread), its size,
+    and the flops of one model-step: what each row's ``fraction_of_peak`` is relative to."""
+    return {
+        "peak_gflops": peak.gflops,
+        "peak": peak.report(),
+        "matmul_size": size,
+        "flops_per_model_step": flops,
+    }
 
 
 def check_methods(methods: Sequence[str], choices: Sequence[str]) -> None:

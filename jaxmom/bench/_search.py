@@ -28,7 +28,6 @@ the best accuracy against time for the figure.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -151,25 +150,17 @@ def run(
             f"{method:13s} val {row['val']:.4f} test {row['test']:.4f}  "
             f"{row['model_steps']:.3g} model-steps  {seconds:7.1f} s"
         )
-    return {
-        "format": FORMAT,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": bench.device_info(),
-        "versions": {**bench.versions(None), **bench.peer_versions()},
-        "task": {
-            "data": "sklearn digits: train 1077, validation 360, test 360",
-            "model": f"MLP 64-{plan.hidden}-10",
-            "epochs": plan.epochs,
-            "configs": plan.configs,
-            "seeds": list(plan.seeds),
-            "eta": 3,
-            "min_steps": plan.min_steps,
-            "space": {k: repr(v) for k, v in SPACE.items()},
-        },
-        "rows": rows,
-        "ratios": _ratios(rows),
-        "skipped": skipped,
+    setup = {
+        "data": "sklearn digits: train 1077, validation 360, test 360",
+        "model": f"MLP 64-{plan.hidden}-10",
+        "epochs": plan.epochs,
+        "configs": plan.configs,
+        "seeds": list(plan.seeds),
+        "eta": 3,
+        "min_steps": plan.min_steps,
+        "space": {k: repr(v) for k, v in SPACE.items()},
     }
+    return bench.report(FORMAT, setup, rows, _ratios(rows), skipped)
 
 
 def _reach(rows: list[dict], points: float = 0.005) -> None:
