@@ -8,8 +8,17 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ("results/*.png", "results/*.gif", "results/*.md", "results/*.json", "results/*.csv",
-          "benchmarks/*.png", "benchmarks/*.json", "benchmarks/*.md", ".ci/floor.txt")  # fmt: skip
+SHARED = (
+    "results/*.png",
+    "results/*.gif",
+    "results/*.md",
+    "results/*.json",
+    "results/*.csv",
+    "benchmarks/*.png",
+    "benchmarks/*.json",
+    "benchmarks/*.md",
+    ".ci/floor.txt",
+)
 
 
 def on_files(files, config):
