@@ -330,7 +330,7 @@ def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
         [
             "sweep",
             "--betas",
-            "0:0.99:4000",
+            "0:0.99:40000",
             "--seeds",
             "2",
             "--chunk-size",
