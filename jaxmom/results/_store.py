@@ -35,6 +35,7 @@ so a killed sweep never leaves the store locked; a second sweep on a locked stor
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -60,11 +61,29 @@ def consolidate(path: Path) -> None:
         warnings.simplefilter("ignore")
         try:
             zarr.consolidate_metadata(path)
-        except (ValueError, TypeError, KeyError, OSError) as e:  # an array's zarr.json damaged
-            raise ValueError(
-                f"the store {str(path)!r} has damaged metadata ({e!r}): it cannot be resumed; "
-                "delete it to start over"
+        except OSError as e:
+            if e.errno not in CANNOT_WRITE:  # an array's zarr.json missing: damage
+                raise _damaged(path, e) from None
+            raise OSError(
+                e.errno,
+                f"writing the metadata of the store {str(path)!r} failed: {e.strerror or e}; "
+                "nothing in it is damaged: every finished block is kept, and the same call "
+                "resumes once it can write there",
             ) from None
+        except (ValueError, TypeError, KeyError) as e:  # an array's zarr.json damaged
+            raise _damaged(path, e) from None
+
+
+#: The errors of a disk that cannot take a write now (full, over quota, read-only, refused):
+#: the store is whole, and the same call resumes once it can write.
+CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _damaged(path: Path, e: Exception) -> ValueError:
+    return ValueError(
+        f"the store {str(path)!r} has damaged metadata ({e!r}): it cannot be resumed; "
+        "delete it to start over"
+    )
 
 
 #: What must match for a sweep to resume into an existing store (``block`` is the store's own):
