@@ -54,3 +54,51 @@ def test_a_full_disk_at_the_commands_resume_is_one_line(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left" in err and "resumes" in err, err
     assert "damaged metadata" not in err and "delete" not in err
+
+
+KILL_AT_RENAME = """
+import os, sys
+target = sys.argv[2]
+
+def hook(event, args):  # SIGKILL at the rename that would put `target` in place
+    if event == "os.rename" and str(args[1]).endswith(target):
+        os.kill(os.getpid(), 9)
+
+sys.addaudithook(hook)
+from tests.test_halving import TASK, TRIALS
+from tests.test_engine import _data
+import jaxmom
+jaxmom.halving_sweep(TASK, TRIALS, seeds=[0], data=_data(0, n=64), min_steps=2, max_steps=6,
+                     metric="loss", progress=False, out=sys.argv[1])
+"""
+
+
+def test_a_halving_killed_at_its_first_rename_resumes_and_a_damaged_mark_is_named(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_engine import _data
+    from tests.test_halving import TASK, TRIALS
+
+    out = tmp_path / "h"
+    root = Path(__file__).parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT_RENAME, str(out), "halving.json"],
+        cwd=root,
+        capture_output=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9 and not (out / "halving.json").exists()
+    kw = dict(
+        seeds=[0], data=_data(0, n=64), min_steps=2, max_steps=6, metric="loss", progress=False
+    )
+    res = jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)  # the same call
+    np.testing.assert_array_equal(res["loss"], jaxmom.halving_sweep(TASK, TRIALS, **kw)["loss"])
+    (out / "halving.json").write_text('{"columns": ')
+    with pytest.raises(ValueError, match=r"halving\.json' is damaged .*delete that file") as e:
+        jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)
+    assert "other settings" not in str(e.value)
+    (out / "halving.json").unlink()
+    again = jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)  # as the message says
+    np.testing.assert_array_equal(again["loss"], res["loss"])

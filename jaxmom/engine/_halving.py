@@ -16,6 +16,7 @@ and a finished rung is read, not run again.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,8 @@ def halving_sweep(
 
 #: The file that marks a folder as a halving sweep's, with what defines the sweep.
 MARK = "halving.json"
+PARTIAL = f".{MARK}.partial"  # written first, then renamed into place
+RUNG = re.compile(r"b[0-9]+_r[0-9]+\.zarr")  # a rung's store
 
 
 def check_halving_path(path, name: str = "out") -> Path:
@@ -190,8 +193,14 @@ def check_halving_path(path, name: str = "out") -> Path:
     path = Path(path)
     if not path.exists():
         check_parent(path, name)
-    elif not path.is_dir() or (any(path.iterdir()) and not (path / MARK).is_file()):
-        raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
+    elif not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file, not a halving sweep's folder")
+    elif not (path / MARK).is_file():
+        # a kill before halving.json was renamed into place leaves only its temporary file; a
+        # mark deleted (damaged) leaves the rungs' stores, each of which checks its identity
+        foreign = [p for p in path.iterdir() if p.name != PARTIAL and not RUNG.fullmatch(p.name)]
+        if foreign:
+            raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
     return path
 
 
@@ -203,8 +212,13 @@ def _claim(path: Path, record: dict) -> None:
     if mark.is_file():
         try:
             held = json.loads(mark.read_text())
-        except ValueError:
-            held = {}
+            if not isinstance(held, dict):
+                raise ValueError(f"a JSON {type(held).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{str(mark)!r} is damaged ({e}): delete that file and run the same call; the "
+                "rungs' stores are kept, and each checks on resume that it holds this sweep"
+            ) from None
         differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
         if differ:
             raise ValueError(
@@ -213,7 +227,7 @@ def _claim(path: Path, record: dict) -> None:
             )
         return
     path.mkdir(exist_ok=True)
-    tmp = path / f".{MARK}.partial"
+    tmp = path / PARTIAL
     tmp.write_text(json.dumps(record))
     os.replace(tmp, mark)
 
