@@ -102,3 +102,20 @@ def test_a_halving_killed_at_its_first_rename_resumes_and_a_damaged_mark_is_name
     (out / "halving.json").unlink()
     again = jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)  # as the message says
     np.testing.assert_array_equal(again["loss"], res["loss"])
+
+
+def test_a_garbage_status_chunk_is_run_again_before_anything_else(tmp_path):
+    """A status chunk of the right size holding other bytes (its checksum fails) marks its block
+    as not done when the store is opened: the resume runs it with the missing ones, and the
+    result reads whole (before, the missing blocks ran first and the sweep then failed)."""
+    out = tmp_path / "s.zarr"
+    kw = dict(seeds=[0, 1], chunk_size=2, out=out, progress=False)
+    whole = jaxmom.grid_sweep(_train_fn, GRID, **kw)
+    want, diverged = np.asarray(whole["loss"]), whole.diverged
+    chunk = out / "status" / "c" / "0" / "0"
+    chunk.write_bytes(np.random.default_rng(0).bytes(chunk.stat().st_size))
+    (out / "status" / "c" / "1" / "0").unlink()
+    res = jaxmom.grid_sweep(_train_fn, GRID, **kw)
+    np.testing.assert_array_equal(res["loss"], want)
+    np.testing.assert_array_equal(res.diverged, diverged)
+    assert cli_main(["verify", str(out)]) == 0

@@ -82,9 +82,13 @@ def _reads(data, q: int, g: int, block) -> bool:
     return True
 
 
-def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple[int, int]]:
+def damaged_blocks(
+    path: Path, attrs: dict, *, read: bool = False, read_status: bool = False
+) -> list[tuple[int, int]]:
     """The done blocks ``(q, g)`` whose chunk files are missing or of the wrong size, and with
-    ``read=True`` also those whose chunks fail their checksum (or cannot be decoded)."""
+    ``read=True`` also those whose chunks fail their checksum (or cannot be decoded);
+    ``read_status=True`` reads only the ``status`` chunks (a byte a run: what a resume reads,
+    so a block whose status is garbage is run again rather than found after the sweep)."""
     shape, block = (count_points(attrs["axes"]), len(attrs["seeds"])), tuple(attrs["block"])
     done = np.argwhere(done_blocks(path, shape, block)).tolist()
     arrays = _arrays(path, attrs)
@@ -95,11 +99,12 @@ def damaged_blocks(path: Path, attrs: dict, *, read: bool = False) -> list[tuple
             if not chunk.is_file() or chunk.stat().st_size != size:
                 bad.add((q, g))
                 break
-    if read:
+    if read or read_status:
         import zarr
 
         group = zarr.open_group(path, mode="r")
-        data = [group[array] for array, *_ in arrays.values()]
+        names = [array for array, *_ in arrays.values()] if read else ["status"]
+        data = [group[array] for array in names]
         bad |= {
             (q, g)
             for q, g in done

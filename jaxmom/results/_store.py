@@ -210,8 +210,9 @@ class Store:
                     stale.unlink(missing_ok=True)
                 consolidate(path)  # again: a kill may have come before it
                 group = zarr.open_group(path, mode="r+")
-                # a done block with a chunk missing or truncated is run again, not kept
-                unmark(path, damaged_blocks(path, dict(group.attrs)))
+                # a done block with a chunk missing or truncated, or a status chunk that does
+                # not read, is run again, not kept
+                unmark(path, damaged_blocks(path, dict(group.attrs), read_status=True))
             return cls(path, group, lock)
         except BaseException:
             if lock is not None:
