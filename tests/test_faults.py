@@ -119,3 +119,81 @@ def test_a_garbage_status_chunk_is_run_again_before_anything_else(tmp_path):
     np.testing.assert_array_equal(res["loss"], want)
     np.testing.assert_array_equal(res.diverged, diverged)
     assert cli_main(["verify", str(out)]) == 0
+
+
+def _attrs_edit(store, **changes):
+    import json
+
+    meta = json.loads((store / "zarr.json").read_text())
+    meta["attributes"].update(changes)
+    (store / "zarr.json").write_text(json.dumps(meta))
+
+
+def _one_line(capsys, argv, code=2):
+    capsys.readouterr()
+    assert cli_main(argv) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_verify_says_what_is_wrong_in_one_line_and_repairs_under_the_lock(tmp_path, capsys):
+    import shutil
+
+    from jaxmom.results import Lock
+
+    assert "does not exist" in _one_line(capsys, ["verify", str(tmp_path / "nope.zarr")])
+    out = tmp_path / "s.zarr"
+    jaxmom.grid_sweep(_train_fn, GRID, seeds=[0, 1], chunk_size=2, out=out, progress=False)
+    for name, edit in [("block", [0, 1]), ("outputs", {})]:
+        copy = tmp_path / f"{name}.zarr"
+        shutil.copytree(out, copy)
+        _attrs_edit(copy, **{name: edit})
+        assert f"damaged attribute {name!r}" in _one_line(capsys, ["verify", str(copy)])
+        with pytest.raises(ValueError, match=f"damaged attribute {name!r}"):
+            jaxmom.SweepResult.load(copy)
+    gone = tmp_path / "gone.zarr"
+    shutil.copytree(out, gone)
+    (gone / "loss" / "zarr.json").unlink()
+    assert "the metadata of its array 'loss' is missing" in _one_line(capsys, ["verify", str(gone)])
+    # a damaged chunk: found, and marked under the store's lock, never while a sweep holds it
+    chunk = out / "loss" / "c" / "0" / "0"
+    chunk.write_bytes(np.random.default_rng(1).bytes(chunk.stat().st_size))
+    assert cli_main(["verify", str(out)]) == 1
+    held = Lock(out)
+    try:
+        assert "in use by another sweep" in _one_line(capsys, ["verify", "--repair", str(out)])
+    finally:
+        held.release()
+    assert cli_main(["verify", "--repair", str(out)]) == 0
+    assert not (out / "status" / "c" / "0" / "0").exists()
+
+
+def test_verify_reads_the_folder_a_halving_command_writes(tmp_path, capsys):
+    out = tmp_path / "halving"
+    argv = [
+        "sweep",
+        "--sample",
+        "sobol:8",
+        "--betas",
+        "0:0.99",
+        "--lrs",
+        "log:1e-3:0.3",
+        "--halving",
+        "2",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    assert cli_main(argv) == 0
+    capsys.readouterr()
+    assert cli_main(["verify", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.count("every finished block is whole") == len(list(out.glob("b*_r*.zarr"))) >= 2
+    chunk = next((out / "b0_r0.zarr" / "status" / "c").rglob("0"))
+    if chunk.is_dir():
+        chunk = next(p for p in chunk.rglob("*") if p.is_file())
+    chunk.write_bytes(np.random.default_rng(2).bytes(chunk.stat().st_size))
+    assert cli_main(["verify", str(out)]) == 1

@@ -5,8 +5,10 @@ every path and flag is checked before JAX starts, and a fault ends in one line.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 
 from jaxmom import chapter
 from jaxmom import theory as closed_forms
@@ -15,7 +17,8 @@ from jaxmom.cli import _search as cli_search
 from jaxmom.cli._cluster import check_coordinator, partner_failed, stop
 from jaxmom.cli._search import n_points
 from jaxmom.common import check_output_file
-from jaxmom.results import READABLE, check_store_path, damaged_blocks, unmark
+from jaxmom.engine import MARK, RUNG
+from jaxmom.results import READABLE, Lock, check_attrs, check_store_path, damaged_blocks, unmark
 
 
 def setup_devices(n: int | None = None) -> None:
@@ -239,25 +242,53 @@ def sweep(args, parser) -> int:
 
 
 def verify(args, parser) -> int:
-    """Reads every chunk of the store's finished blocks: exit 0 if all are whole, 1 if some
-    are damaged (0 again once ``--repair`` has marked them for the sweep to run again)."""
-    import json
-    from pathlib import Path
-
+    """Reads every chunk of the store's finished blocks (of every rung's store, for a halving
+    folder): exit 0 if all are whole, 1 if some are damaged (0 again once ``--repair``, under
+    each store's lock, has marked them for the same command to run again)."""
     path = Path(args.path)
+    if not path.exists():
+        return fail(parser, f"{args.path!r} does not exist")
+    if (path / MARK).is_file() or (
+        path.is_dir()
+        and not (path / "zarr.json").exists()
+        and any(RUNG.fullmatch(p.name) for p in path.iterdir())
+    ):
+        stores = sorted(p for p in path.iterdir() if RUNG.fullmatch(p.name))
+        if not stores:
+            print(f"{path}: a halving sweep's folder with no rung stored yet")
+            return 0
+    else:
+        stores = [path]
+    status = 0
+    for store in stores:
+        try:
+            status = max(status, _verify_store(store, args.repair))
+        except (ValueError, RuntimeError, OSError) as e:
+            return fail(parser, str(e))
+    return status
+
+
+def _verify_store(path: Path, repair: bool) -> int:
     try:
         attrs = json.loads((path / "zarr.json").read_text())["attributes"]
-        assert attrs["format"] in READABLE
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
-        return fail(parser, f"{args.path!r} is not a jaxmom sweep store")
+        fmt = attrs["format"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{str(path)!r} is not a jaxmom sweep store") from None
+    if fmt not in READABLE:
+        raise ValueError(f"{str(path)!r} is not a jaxmom sweep store (format {fmt!r})")
+    check_attrs(path, attrs)
     bad = damaged_blocks(path, attrs, read=True)
     if not bad:
         print(f"{path}: every finished block is whole")
         return 0
     blocks = ", ".join(f"({q}, {g})" for q, g in bad[:20]) + (" ..." if len(bad) > 20 else "")
     print(f"{path}: {len(bad)} damaged block(s) (point block, seed block): {blocks}")
-    if args.repair:
-        unmark(path, bad)
+    if repair:
+        lock = Lock(path)  # not while a sweep writes it
+        try:
+            unmark(path, bad)
+        finally:
+            lock.release()
         print("marked not done: the same sweep command runs them again")
         return 0
     print("`jaxmom verify --repair` marks them, and the same sweep command runs them again")

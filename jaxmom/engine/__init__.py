@@ -10,6 +10,12 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
+    MARK as MARK,
+)
+from jaxmom.engine._halving import (
+    RUNG as RUNG,
+)
+from jaxmom.engine._halving import (
     check_halving_path as check_halving_path,
 )
 from jaxmom.engine._halving import (

@@ -3,6 +3,7 @@
 
 from jaxmom.results._format import READABLE as READABLE
 from jaxmom.results._grid_array import GridArray as GridArray
+from jaxmom.results._integrity import check_attrs as check_attrs
 from jaxmom.results._integrity import damaged_blocks as damaged_blocks
 from jaxmom.results._integrity import unmark as unmark
 from jaxmom.results._points import Points as Points

@@ -149,9 +149,13 @@ def check_attrs(path: Path, attrs: dict) -> dict:
     if not ints(attrs.get("seeds")) or not attrs["seeds"]:
         raise bad("seeds")
     outputs = attrs.get("outputs")
-    if not isinstance(outputs, dict) or not all(
-        isinstance(v, list) and len(v) == 2 and ints(v[0]) and isinstance(v[1], str)
-        for v in outputs.values()
+    if (
+        not isinstance(outputs, dict)
+        or not outputs
+        or not all(
+            isinstance(v, list) and len(v) == 2 and ints(v[0]) and isinstance(v[1], str)
+            for v in outputs.values()
+        )
     ):
         raise bad("outputs")
     return attrs
