@@ -10,17 +10,11 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
-    MARK as MARK,
-)
-from jaxmom.engine._halving import (
-    RUNG as RUNG,
-)
-from jaxmom.engine._halving import (
-    check_halving_path as check_halving_path,
-)
-from jaxmom.engine._halving import (
     halving_sweep as halving_sweep,
 )
+from jaxmom.engine._halving_folder import MARK as MARK
+from jaxmom.engine._halving_folder import RUNG as RUNG
+from jaxmom.engine._halving_folder import check_halving_path as check_halving_path
 from jaxmom.engine._optuna import optuna_sweep as optuna_sweep
 from jaxmom.engine._spaces import (
     METHODS as METHODS,

@@ -16,7 +16,6 @@ and a finished rung is read, not run again.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from jaxmom.common import check_parent, check_positive_int, check_settings
+from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine._checks import check_seeds, check_trials, output_shapes
+from jaxmom.engine._halving_folder import check_halving_path, claim
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
@@ -130,7 +130,7 @@ def halving_sweep(
         )
         if user is not None:
             record["settings"] = user
-        _claim(check_halving_path(out), record)
+        claim(check_halving_path(out), record)
     schedule = _Schedule(
         task,
         seeds,
@@ -178,58 +178,6 @@ def halving_sweep(
     result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
     result.rungs["metric"] = record
     return result
-
-
-#: The file that marks a folder as a halving sweep's, with what defines the sweep.
-MARK = "halving.json"
-PARTIAL = f".{MARK}.partial"  # written first, then renamed into place
-RUNG = re.compile(r"b[0-9]+_r[0-9]+\.zarr")  # a rung's store
-
-
-def check_halving_path(path, name: str = "out") -> Path:
-    """``path`` as a ``Path`` if a halving sweep can be started or resumed there: a new folder
-    in a writable one, or a folder a halving sweep wrote (``halving.json``)."""
-
-    path = Path(path)
-    if not path.exists():
-        check_parent(path, name)
-    elif not path.is_dir():
-        raise ValueError(f"{name} {str(path)!r} is a file, not a halving sweep's folder")
-    elif not (path / MARK).is_file():
-        # a kill before halving.json was renamed into place leaves only its temporary file; a
-        # mark deleted (damaged) leaves the rungs' stores, each of which checks its identity
-        foreign = [p for p in path.iterdir() if p.name != PARTIAL and not RUNG.fullmatch(p.name)]
-        if foreign:
-            raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
-    return path
-
-
-def _claim(path: Path, record: dict) -> None:
-    """Writes ``halving.json``, or checks that the one there holds the same sweep."""
-    import json
-
-    mark = path / MARK
-    if mark.is_file():
-        try:
-            held = json.loads(mark.read_text())
-            if not isinstance(held, dict):
-                raise ValueError(f"a JSON {type(held).__name__}, not an object")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(
-                f"{str(mark)!r} is damaged ({e}): delete that file and run the same call; the "
-                "rungs' stores are kept, and each checks on resume that it holds this sweep"
-            ) from None
-        differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
-        if differ:
-            raise ValueError(
-                f"{str(path)!r} holds a halving sweep with other settings (differing: "
-                f"{', '.join(differ)}); use another path, or delete it to start over"
-            )
-        return
-    path.mkdir(exist_ok=True)
-    tmp = path / PARTIAL
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, mark)
 
 
 def _check_metric(task, table, data, metric, steps):

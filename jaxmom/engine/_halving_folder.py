@@ -1,0 +1,61 @@
+"""A halving sweep's folder: ``halving.json`` says which sweep it holds, each rung is a store
+(``b{bracket}_r{rung}.zarr``) that checks its own identity on resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from jaxmom.common import check_parent
+
+#: The file that marks a folder as a halving sweep's, with what defines the sweep.
+MARK = "halving.json"
+PARTIAL = f".{MARK}.partial"  # written first, then renamed into place
+RUNG = re.compile(r"b[0-9]+_r[0-9]+\.zarr")  # a rung's store
+
+
+def check_halving_path(path, name: str = "out") -> Path:
+    """``path`` as a ``Path`` if a halving sweep can be started or resumed there: a new folder
+    in a writable one, or a folder a halving sweep wrote (``halving.json``)."""
+
+    path = Path(path)
+    if not path.exists():
+        check_parent(path, name)
+    elif not path.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file, not a halving sweep's folder")
+    elif not (path / MARK).is_file():
+        # a kill before halving.json was renamed into place leaves only its temporary file; a
+        # mark deleted (damaged) leaves the rungs' stores, each of which checks its identity
+        foreign = [p for p in path.iterdir() if p.name != PARTIAL and not RUNG.fullmatch(p.name)]
+        if foreign:
+            raise ValueError(f"{name} {str(path)!r} exists and is not a halving sweep's folder")
+    return path
+
+
+def claim(path: Path, record: dict) -> None:
+    """Writes ``halving.json``, or checks that the one there holds the same sweep."""
+
+    mark = path / MARK
+    if mark.is_file():
+        try:
+            held = json.loads(mark.read_text())
+            if not isinstance(held, dict):
+                raise ValueError(f"a JSON {type(held).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{str(mark)!r} is damaged ({e}): delete that file and run the same call; the "
+                "rungs' stores are kept, and each checks on resume that it holds this sweep"
+            ) from None
+        differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
+        if differ:
+            raise ValueError(
+                f"{str(path)!r} holds a halving sweep with other settings (differing: "
+                f"{', '.join(differ)}); use another path, or delete it to start over"
+            )
+        return
+    path.mkdir(exist_ok=True)
+    tmp = path / PARTIAL
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, mark)
