@@ -197,3 +197,19 @@ def test_verify_reads_the_folder_a_halving_command_writes(tmp_path, capsys):
         chunk = next(p for p in chunk.rglob("*") if p.is_file())
     chunk.write_bytes(np.random.default_rng(2).bytes(chunk.stat().st_size))
     assert cli_main(["verify", str(out)]) == 1
+
+
+def test_a_linked_folder_inside_a_store_is_refused_and_nothing_is_written_outside(tmp_path):
+    out, outside = tmp_path / "s.zarr", tmp_path / "outside"
+    kw = dict(seeds=[0, 1], chunk_size=2, out=out, progress=False)
+    whole = np.asarray(jaxmom.grid_sweep(_train_fn, GRID, **kw)["loss"])
+    _forget_half(out)
+    block = out / "loss" / "c" / "1"
+    block.rename(outside)
+    block.symlink_to(outside, target_is_directory=True)
+    before = sorted(p.name for p in outside.rglob("*"))
+    with pytest.raises(ValueError, match=r"symbolic link, which jaxmom never writes through"):
+        jaxmom.grid_sweep(_train_fn, GRID, **kw)
+    assert sorted(p.name for p in outside.rglob("*")) == before
+    block.unlink()  # as the message says: remove it, and the same call runs its blocks again
+    np.testing.assert_array_equal(jaxmom.grid_sweep(_train_fn, GRID, **kw)["loss"], whole)

@@ -113,6 +113,28 @@ def damaged_blocks(
     return sorted(bad)
 
 
+def check_no_links(path: Path) -> None:
+    """A ``ValueError`` if anything inside the store but its lock is a symbolic link (an array's
+    folder, its ``c/``, a block's folder or file): zarr would write through it, out of the
+    store. One listing of each folder, as a resume lists them anyway."""
+    todo = [path]
+    while todo:
+        folder = todo.pop()
+        for entry in _scan(folder):
+            if entry.is_symlink() and entry != path / ".lock":
+                raise ValueError(
+                    f"{str(entry)!r} inside the store is a symbolic link, which jaxmom never "
+                    "writes through (it leads out of the store): replace it with what it points "
+                    "to, or remove it and the same call runs its blocks again"
+                )
+            if entry.is_dir():
+                todo.append(entry)
+
+
+def _scan(folder: Path) -> list[Path]:
+    return [folder / name for name in _listdir(folder)]
+
+
 def unmark(path: Path, blocks) -> None:
     """Marks ``blocks`` not done (their status chunk removed), so the sweep runs them again."""
     for q, g in blocks:
