@@ -213,3 +213,82 @@ def test_a_linked_folder_inside_a_store_is_refused_and_nothing_is_written_outsid
     assert sorted(p.name for p in outside.rglob("*")) == before
     block.unlink()  # as the message says: remove it, and the same call runs its blocks again
     np.testing.assert_array_equal(jaxmom.grid_sweep(_train_fn, GRID, **kw)["loss"], whole)
+
+
+OPTUNA_KILLED = """
+import os, sys
+import optuna
+import jaxmom
+from tests.test_halving import TASK
+from tests.test_engine import _data
+
+def hook(event, args):  # SIGKILL as the second batch writes its first file
+    if event == "os.rename" and "trials00004.zarr" in str(args[1]) and "/c/" in str(args[1]):
+        os.kill(os.getpid(), 9)
+
+if sys.argv[3] == "kill":
+    sys.addaudithook(hook)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+space = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-2, 1.0)}
+study = optuna.create_study(study_name="s", storage=sys.argv[1], load_if_exists=True,
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+jaxmom.optuna_sweep(study, TASK, space, 8, (0,), data=_data(0, n=64), metric="loss", steps=4,
+                    trials_per_batch=4, out=sys.argv[2], progress=False)
+"""
+
+
+def test_an_optuna_sweep_killed_leaves_no_trial_running_after_the_rerun(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    optuna = pytest.importorskip("optuna")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    run = [sys.executable, "-c", OPTUNA_KILLED, storage, str(tmp_path / "out")]
+    root = Path(__file__).parent.parent
+    killed = subprocess.run([*run, "kill"], cwd=root, capture_output=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    state = optuna.trial.TrialState
+    study = optuna.load_study(study_name="s", storage=storage)
+    running = study.get_trials(states=(state.RUNNING,))
+    assert len(running) == 4 and len(study.get_trials(states=(state.COMPLETE,))) == 4
+    subprocess.run([*run, "again"], cwd=root, check=True, capture_output=True, timeout=300)
+    study = optuna.load_study(study_name="s", storage=storage)
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == state.RUNNING]
+    failed = {t.number: t.params for t in trials if t.state == state.FAIL}
+    assert sorted(failed) == sorted(t.number for t in running)
+    retried = {t.user_attrs["retried_from"]: t for t in trials if "retried_from" in t.user_attrs}
+    assert sorted(retried) == sorted(failed) and len(trials) == 16
+    for number, t in retried.items():
+        assert t.state == state.COMPLETE and t.params == failed[number]
+
+
+def test_ctrl_c_in_an_optuna_sweep_fails_the_batch_and_the_next_call_retries_it(monkeypatch):
+    optuna = pytest.importorskip("optuna")
+    from jaxmom.engine import _optuna
+    from tests.test_engine import _data
+    from tests.test_halving import TASK
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-2, 1.0)}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kw = dict(data=_data(0, n=64), metric="loss", steps=4, trials_per_batch=3, progress=False)
+    calls, real = [0], _optuna.trial_sweep
+
+    def interrupted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(_optuna, "trial_sweep", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            jaxmom.optuna_sweep(study, TASK, space, 6, **kw)
+    state = optuna.trial.TrialState
+    assert [t.state for t in study.trials] == [state.COMPLETE] * 3 + [state.FAIL] * 3
+    jaxmom.optuna_sweep(study, TASK, space, 3, **kw)
+    assert [t.user_attrs.get("retried_from") for t in study.trials[6:]] == [3, 4, 5]
+    assert [t.params for t in study.trials[6:]] == [t.params for t in study.trials[3:6]]
+    assert all(t.state == state.COMPLETE for t in study.trials[6:])

@@ -65,16 +65,16 @@ def test_optuna_sweep_writes_its_batches_and_resumes_them(data, tmp_path):
     out = tmp_path / "search"
     kw = dict(data=data, metric="loss", steps=6, trials_per_batch=4, progress=False)
     first = jaxmom.optuna_sweep(_study(), TASK, SPACE, 8, (0, 1), out=out, **kw)
-    assert sorted(p.name for p in out.iterdir()) == ["batch00000.zarr", "batch00001.zarr"]
+    assert sorted(p.name for p in out.iterdir()) == ["trials00000.zarr", "trials00004.zarr"]
     # an interruption before the second batch's first block was written
-    shutil.rmtree(out / "batch00001.zarr" / "status" / "c" / "0")
+    shutil.rmtree(out / "trials00004.zarr" / "status" / "c" / "0")
     again = jaxmom.optuna_sweep(_study(), TASK, SPACE, 8, (0, 1), out=out, **kw)
     assert _values(again) == _values(first)
-    assert (out / "batch00001.zarr" / "status" / "c" / "0").is_dir()
+    assert (out / "trials00004.zarr" / "status" / "c" / "0").is_dir()
     # without out=, the same values
     plain = jaxmom.optuna_sweep(_study(), TASK, SPACE, 8, [0, 1], **kw)
     assert _values(plain) == _values(first)
-    with pytest.raises(ValueError, match=r"batch00000\.zarr"):
+    with pytest.raises(ValueError, match=r"trials00000\.zarr"):
         jaxmom.optuna_sweep(_study(seed=1), TASK, SPACE, 8, (0, 1), out=out, **kw)
 
 

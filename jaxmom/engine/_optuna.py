@@ -9,6 +9,7 @@ Optuna is optional (``pip install 'jaxmom[bench]'``).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,17 @@ def optuna_sweep(
         still works until jaxmom 0.6 with a ``DeprecationWarning``.
       data, chunk_size, compiler_options, check_finite, settings: as
         :func:`jaxmom.trial_sweep`'s (a run with a non-finite ``check_finite`` output fails).
-      out: a folder; batch ``k`` is the store ``out/batch{k:05d}.zarr``, written block by
-        block. The same call with the same sampler (seeded) asks the same trials again, so
-        an interrupted search resumes from its stores, computing only what is missing; a
-        batch whose trials differ from its store's is refused, never mixed.
+      out: a folder; the batch whose first trial is number ``n`` is the store
+        ``out/trials{n:05d}.zarr``, written block by block. The same call with a new study of
+        the same sampler (seeded) asks the same trials again, so an interrupted search
+        resumes from its stores, computing only what is missing; a batch whose trials differ
+        from its store's is refused, never mixed.
       progress: a progress bar over the trials.
+
+    An interruption leaves no trial RUNNING: Ctrl-C or an error fails the batch's trials, a
+    kill leaves them to the next call on this host, which fails them; either way the next
+    call runs them again first (enqueued, ``user_attrs["retried_from"]`` naming the failed
+    trial), as Optuna's ``RetryFailedTrialCallback`` would.
 
     Returns:
       ``study``, with ``n_trials`` more trials: the value of each, or state FAIL for a run that
@@ -115,27 +122,37 @@ def optuna_sweep(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_trials, unit="trial", desc="optuna_sweep")
-    done, batch = 0, 0
+    retry_interrupted(study)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    done = 0
     while done < n_trials:
         k = min(batch_size, n_trials - done)
         trials = [study.ask(dists) for _ in range(k)]
+        for t in trials:  # so that a rerun knows the trials a kill left running
+            t.set_user_attr(ASKED, owner)
         table = {n: np.array([t.params[n] for t in trials]) for n in dists}
         # the last batch padded to the others' size: one compiled program for all
         table = {
             n: np.concatenate([v, np.repeat(v[-1:], batch_size - k)]) for n, v in table.items()
         }
-        res = trial_sweep(
-            train_fn,
-            table,
-            seeds,
-            data=data,
-            chunk_size=chunk_size,
-            progress=False,
-            out=None if folder is None else folder / f"batch{batch:05d}.zarr",
-            compiler_options=compiler_options,
-            check_finite=check_finite,
-            settings=settings,
-        )
+        try:
+            res = trial_sweep(
+                train_fn,
+                table,
+                seeds,
+                data=data,
+                chunk_size=chunk_size,
+                progress=False,
+                out=None if folder is None else folder / f"trials{trials[0].number:05d}.zarr",
+                compiler_options=compiler_options,
+                check_finite=check_finite,
+                settings=settings,
+            )
+        except BaseException:  # Ctrl-C, a full disk: none of the batch is left RUNNING
+            for t in trials:
+                t.set_user_attr(INTERRUPTED, True)
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            raise
         values = np.asarray(res[metric], np.float64)[:k]
         bad = np.asarray(res.diverged[:k].any(-1) | ~np.isfinite(values).all(-1))
         for t, v, b in zip(trials, values, bad.tolist(), strict=True):
@@ -144,12 +161,56 @@ def optuna_sweep(
                 study.tell(t, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(t, float(v.mean()))
-        done, batch = done + k, batch + 1
+        done += k
         if bar is not None:
             bar.update(k)
     if bar is not None:
         bar.close()
     return study
+
+
+#: The user attributes of the trials optuna_sweep asks (who asked: host and process) and of
+#: those an interruption failed; the study's attribute RETRIED lists those retried since.
+ASKED, INTERRUPTED, RETRIED = "jaxmom_asked_by", "jaxmom_interrupted", "jaxmom_retried"
+
+
+def retry_interrupted(study) -> int:
+    """Fails the trials an earlier ``optuna_sweep`` left RUNNING (its process was killed: it
+    was on this host and is gone) and enqueues each trial an interruption failed, so that the
+    next asks run them again first, as Optuna's ``RetryFailedTrialCallback`` does. Returns how
+    many are enqueued."""
+    import optuna
+
+    state = optuna.trial.TrialState
+    retried = set(study.user_attrs.get(RETRIED, []))
+    again = []
+    for t in study.get_trials(deepcopy=False, states=(state.RUNNING, state.FAIL)):
+        asker = t.user_attrs.get(ASKED)
+        if asker is None or t.number in retried:
+            continue
+        if t.state == state.RUNNING:
+            host, _, pid = asker.rpartition(":")
+            if host != socket.gethostname() or _alive(int(pid)):
+                continue  # another optuna_sweep's, maybe running now
+            study.tell(t.number, state=state.FAIL)
+        elif not t.user_attrs.get(INTERRUPTED):
+            continue  # failed by its own values (diverged): not retried
+        again.append(t)
+    for t in again:
+        study.enqueue_trial(t.params, user_attrs={"retried_from": t.number})
+    if again:
+        study.set_user_attr(RETRIED, sorted(retried | {t.number for t in again}))
+    return len(again)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _check_folder(out) -> Path:
