@@ -130,8 +130,14 @@ def _attrs_edit(store, **changes):
 
 
 def _one_line(capsys, argv, code=2):
+    """``jaxmom ARGV`` exits ``code`` with one line on stderr (a flag's error exits as argparse
+    does, by SystemExit)."""
     capsys.readouterr()
-    assert cli_main(argv) == code
+    try:
+        status = cli_main(argv)
+    except SystemExit as e:
+        status = e.code
+    assert status == code
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err
@@ -292,3 +298,52 @@ def test_ctrl_c_in_an_optuna_sweep_fails_the_batch_and_the_next_call_retries_it(
     assert [t.user_attrs.get("retried_from") for t in study.trials[6:]] == [3, 4, 5]
     assert [t.params for t in study.trials[6:]] == [t.params for t in study.trials[3:6]]
     assert all(t.state == state.COMPLETE for t in study.trials[6:])
+
+
+def test_an_oversize_halving_search_is_refused_before_it_samples(capsys):
+    import time
+
+    argv = [
+        "sweep",
+        "--sample",
+        "sobol:10000000",
+        "--seeds",
+        "10000",
+        "--halving",
+        "3",
+        "--betas",
+        "0:0.99",
+        "--lrs",
+        "log:1e-3:1",
+        "--no-progress",
+    ]
+    t0 = time.perf_counter()
+    err = _one_line(capsys, argv)
+    assert time.perf_counter() - t0 < 5 and "100,000,000,000" not in err
+    assert "10,000,000 trials x 10,000 seeds" in err and "free memory" in err
+    err = _one_line(
+        capsys,
+        [
+            "sweep",
+            "--sample",
+            "sobol:16",
+            "--betas",
+            "0:0.99",
+            "--lrs",
+            "log:1e-3:1",
+            "--halving",
+            "3",
+            "--record-every",
+            "4",
+        ],
+    )
+    assert "--record-every does not apply to --halving" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["sweep", "--betas", "x"], ["sweep", "--seeds", "0"], ["bench", "--models", "a"], ["nope"]],
+)
+def test_a_bad_flag_is_one_line_not_the_usage(argv, capsys):
+    err = _one_line(capsys, argv)
+    assert "usage:" not in err and "--help" in err

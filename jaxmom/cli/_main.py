@@ -39,8 +39,15 @@ def _add_devices(sub: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line (the usage is what ``--help`` is for)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxmom", description="Heavy-ball momentum in JAX.")
+    parser = _Parser(prog="jaxmom", description="Heavy-ball momentum in JAX.")
     parser.add_argument("--version", action="version", version=f"jaxmom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="train the chapter's MLP over a (beta, lr, seed) grid")

@@ -14,7 +14,7 @@ from jaxmom import chapter, engine
 from jaxmom.chapter import SearchPlan, as_axis
 from jaxmom.cli._args import Range
 from jaxmom.common import check_beta, check_learning_rate
-from jaxmom.engine import check_halving_path
+from jaxmom.engine import check_halving_path, check_halving_size, rung_steps
 
 
 def check_search(args, parser) -> None:
@@ -36,6 +36,17 @@ def check_search(args, parser) -> None:
         min_epochs = args.min_epochs or 1
         if min_epochs > args.epochs:
             parser.error(f"--min-epochs {min_epochs} must be <= --epochs {args.epochs}")
+        if args.record_every != 1:
+            parser.error(
+                "--record-every does not apply to --halving: a halving sweep records "
+                "each trial's metrics at every rung, not its step losses"
+            )
+        if args.sample is not None:
+            rungs = len(rung_steps(min_epochs, args.epochs, args.halving))
+            try:
+                check_halving_size(args.sample[1], args.seeds, rungs)
+            except ValueError as e:
+                parser.error(str(e))
     for flag, values, check in (
         ("--betas", args.betas, check_beta),
         ("--lrs", args.lrs, check_learning_rate),

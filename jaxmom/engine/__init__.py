@@ -10,7 +10,13 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
+    check_halving_size as check_halving_size,
+)
+from jaxmom.engine._halving import (
     halving_sweep as halving_sweep,
+)
+from jaxmom.engine._halving import (
+    rung_steps as rung_steps,
 )
 from jaxmom.engine._halving_folder import MARK as MARK
 from jaxmom.engine._halving_folder import RUNG as RUNG

@@ -27,7 +27,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jaxmom.common import check_positive_int, check_settings
-from jaxmom.engine._checks import check_seeds, check_trials, output_shapes
+from jaxmom.engine._checks import (
+    SweepTooLarge,
+    available_memory,
+    check_seeds,
+    check_trials,
+    gb,
+    output_shapes,
+)
 from jaxmom.engine._halving_folder import check_halving_path, claim
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
@@ -49,6 +56,20 @@ def bracket_sizes(n: int, rungs: int, brackets: int, eta: int) -> list[int]:
     sizes = np.maximum(1, np.floor(n * share / share.sum())).astype(int)
     sizes[0] += n - sizes.sum()
     return sizes.tolist()
+
+
+def check_halving_size(n_trials: int, n_seeds: int, n_rungs: int, per_run: int = 0) -> None:
+    """A :class:`jaxmom.SweepTooLarge` if the decisions of a halving sweep (each trial's metric
+    at every rung, per seed) and its final outputs (``per_run`` bytes a run) would not fit in
+    this machine's free memory: said before anything is sampled or trained."""
+    need = n_trials * n_seeds * (8 * n_rungs + 1 + per_run) + 16 * n_trials
+    avail = available_memory()
+    if avail and need > 0.75 * avail:
+        raise SweepTooLarge(
+            f"a halving sweep of {n_trials:,} trials x {n_seeds:,} seeds keeps {gb(need)} of "
+            f"decisions and results, more than this machine's {gb(avail)} of free memory can "
+            "hold: sample fewer trials or use fewer seeds"
+        )
 
 
 def halving_sweep(
@@ -118,6 +139,8 @@ def halving_sweep(
     points = Points.table(table)
     n = points.n
     shapes, like = _check_metric(task, table, data, metric, steps[0])
+    per_run = sum(int(np.prod(s.shape)) * 4 for s in shapes.values())
+    check_halving_size(n, len(seeds), len(steps), per_run)
     if out is not None:
         record = dict(
             points.spec()["trials"],
