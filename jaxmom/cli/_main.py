@@ -42,7 +42,7 @@ def _add_devices(sub: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse, whose errors are one line (the usage is what ``--help`` is for)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
