@@ -104,12 +104,29 @@ def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
     ``train_fn`` does not take its arguments. ``carry``: one run's carried input, if any."""
     hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
+    check_data_leaves(data)
     args = (hp, key, data) if has_data else (hp, key)
     args += () if carry is None else (carry,)
+    call = "train_fn(hparams, key, data)" if has_data else "train_fn(hparams, key)"
     try:
         closed, tree = jax.make_jaxpr(train_fn, return_shape=True)(*args)
+    except jax.errors.ConcretizationTypeError as e:
+        raise TypeError(
+            f"{call} needs the concrete value of a traced hyperparameter ({_first_line(e)}): a "
+            "swept value is an array inside the compiled run, so Python cannot branch on it. "
+            "An optax schedule whose peak is swept (optax compares it to 0) is one case: scale a "
+            "unit schedule by it, lambda step: learning_rate * "
+            "optax.warmup_cosine_decay_schedule(0.0, 1.0, ...)(step)"
+        ) from None
+    except KeyError as e:
+        missing = e.args[0] if e.args else None
+        if isinstance(missing, str) and missing not in hp:
+            raise ValueError(
+                f"{call} reads hparams[{missing!r}], which the sweep does not have: its axes "
+                f"or columns are {sorted(hp)}"
+            ) from None
+        raise
     except TypeError as e:
-        call = "train_fn(hparams, key, data)" if has_data else "train_fn(hparams, key)"
         raise TypeError(f"{call} failed: {e}") from e
     bad = [x for x in jax.tree.leaves(tree) if not isinstance(x, jax.ShapeDtypeStruct)]
     if bad or not jax.tree.leaves(tree):
@@ -117,6 +134,23 @@ def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
     shapes = named_leaves(tree)
     stored = {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
     return stored, computation(closed)
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def check_data_leaves(data) -> None:
+    """A ``TypeError`` naming the first leaf of ``data`` that is not an array of numbers (an
+    object array, a string), before anything is traced."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(data):
+        kind = np.asarray(leaf).dtype.kind if not isinstance(leaf, jax.Array) else "f"
+        if kind not in "biufc":
+            where = jax.tree_util.keystr(path) or "data"
+            raise TypeError(
+                f"data{where if where != 'data' else ''} must be an array of numbers, got "
+                f"{type(leaf).__name__} of dtype {np.asarray(leaf).dtype}"
+            )
 
 
 def computation(closed) -> str:

@@ -102,6 +102,13 @@ def optuna_sweep(
     trials_per_batch = renamed("optuna_sweep", deprecated, {"batch_size": "trials_per_batch"}).get(
         "trials_per_batch", trials_per_batch
     )
+    if not isinstance(study, optuna.Study):
+        raise TypeError(f"study must be an optuna.Study (optuna.create_study()), got {study!r}")
+    if len(study.directions) != 1:
+        raise ValueError(
+            f"study has {len(study.directions)} objectives; optuna_sweep tells each trial one "
+            "value (the metric's mean over seeds): create the study with one direction"
+        )
     n_trials = check_positive_int(n_trials, "n_trials")
     batch_size = check_positive_int(trials_per_batch, "trials_per_batch")
     folder = None if out is None else _check_folder(out)

@@ -97,6 +97,8 @@ class IntUniform:
                 raise TypeError(f"{name}: IntUniform's {what} must be an integer, got {v!r}")
         if not self.low <= self.high:
             raise ValueError(f"{name}: IntUniform needs low <= high, got {self}")
+        if not (-(2**63) <= self.low and self.high < 2**63):
+            raise ValueError(f"{name}: IntUniform's bounds must fit int64, got {self}")
 
     def map(self, u: np.ndarray) -> np.ndarray:
         n = self.high - self.low + 1
@@ -114,7 +116,10 @@ class Choice:
     values: Sequence[float]
 
     def check(self, name: str) -> None:
-        if isinstance(self.values, str | bytes) or not len(self.values):
+        values = self.values
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+            raise TypeError(f"{name}: Choice needs a sequence of numbers, got {values!r}")
+        if not len(values):
             raise ValueError(f"{name}: Choice needs a non-empty sequence of numbers, got {self}")
         for v in self.values:
             _number(v, f"{name}: a choice")
