@@ -59,3 +59,36 @@ def test_the_umask_is_read_without_setting_it(monkeypatch, proc):
     finally:
         monkeypatch.undo()
         os.umask(old)
+
+
+def test_plot_draws_the_metric_best_ranks_by_on_the_axes_it_spans(tmp_path, monkeypatch):
+    """res.plot(path, metric=...) draws that metric (an accuracy, maximised), and learning
+    rates over decades on a log axis."""
+    import jax.numpy as jnp
+    import matplotlib.figure
+    import numpy as np
+
+    import jaxmom
+
+    drawn = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda fig, *a, **k: (drawn.append(fig), real(fig, *a, **k))[1],
+    )
+
+    def train_fn(hp, key):
+        return {
+            "final_loss": hp["learning_rate"] + 0.0 * hp["beta"],
+            "test_accuracy": 1.0 - hp["beta"] * jnp.ones(()),
+        }
+
+    grid = {"learning_rate": np.logspace(-4, 0, 9), "beta": np.array([0.0, 0.5, 0.9])}
+    res = jaxmom.grid_sweep(train_fn, grid, progress=False)
+    res.plot(tmp_path / "a.png", metric="test_accuracy")
+    lines = drawn[-1].axes[0]
+    assert lines.get_ylabel() == "test accuracy" and lines.get_xscale() == "log"
+    assert lines.get_yscale() == "linear"  # an accuracy to maximise: never a log scale
+    res.plot(tmp_path / "b.png")
+    assert drawn[-1].axes[0].get_ylabel() == "final loss"

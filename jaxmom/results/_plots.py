@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from jaxmom.common import atomic_path
+from jaxmom.results._metric import metric_mode
 
 
 def _axes(ax, figsize=(7, 4)):
@@ -84,7 +85,8 @@ def metric_lines(res, ax=None, metric: str = "final_loss", mode: str = "min"):
                 x, np.nanmin(f, axis=-1), np.nanmax(f, axis=-1), alpha=0.2, color=line.get_color()
             )
     yscale = "log" if _log_values(value, mode) else "linear"
-    ax.set(xlabel=_label(names[0]), ylabel=metric.replace("_", " "), yscale=yscale)
+    xscale = "log" if _is_log(x) else "linear"  # a learning rate over decades
+    ax.set(xlabel=_label(names[0]), ylabel=metric.replace("_", " "), yscale=yscale, xscale=xscale)
     if len(names) > 1:
         ax.legend(title="median, min–max over seeds", fontsize=8, loc="best")
     return ax
@@ -171,16 +173,22 @@ def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return (c[..., window:] - c[..., :-window]) / window
 
 
-def overview(res, path: Path) -> Path:
+def overview(res, path: Path, metric: str | None = None, mode: str | None = None) -> Path:
     """The plots that fit the sweep, side by side in one PNG, written atomically. Drawn on a
-    ``matplotlib.figure.Figure``, without pyplot: the user's backend and figures stay."""
+    ``matplotlib.figure.Figure``, without pyplot: the user's backend and figures stay.
+    ``metric``/``mode``: what the panels show and which way is better (default: a halving
+    sweep's own metric, else ``final_loss``), as :meth:`SweepResult.best` ranks."""
+    import functools
+
     from matplotlib.figure import Figure
 
+    settings = res.metadata.get("settings") or {}
+    if metric is None:
+        metric = settings.get("metric", "final_loss")
+        if mode is None and "sign" in settings:
+            mode = "max" if settings["sign"] < 0 else "min"
+    mode = metric_mode(metric, mode)
     if res.trials:  # a table of trials: the metric against each hyperparameter
-        import functools
-
-        metric = (res.metadata.get("settings") or {}).get("metric", "final_loss")
-        mode = "max" if (res.metadata.get("settings") or {}).get("sign", 1) < 0 else "min"
         panels: list[Any] = [
             functools.partial(scatter, name=n, metric=metric, mode=mode)
             for n in list(res.trials)[:3]
@@ -188,9 +196,9 @@ def overview(res, path: Path) -> Path:
         if getattr(res, "rungs", None) is not None:
             panels.append(functools.partial(rungs, mode=mode))
     else:
-        panels = [metric_lines]
+        panels = [functools.partial(metric_lines, metric=metric, mode=mode)]
         if len(res.axes) >= 2:
-            panels.append(heatmap)
+            panels.append(functools.partial(heatmap, metric=metric, mode=mode))
     if "step_losses" in res.outputs and not res.trials:
         panels.append(curves)
     fig = Figure(figsize=(6.5 * len(panels), 4.5))

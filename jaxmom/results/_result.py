@@ -29,18 +29,9 @@ from jaxmom.results._integrity import (
     open_array,
     unmark,
 )
+from jaxmom.results._metric import metric_mode
 from jaxmom.results._points import Points, axis_values
 from jaxmom.results._store import Store, check_store_path
-
-
-def metric_mode(metric: str, mode: str | None = None) -> str:
-    """``"min"`` or ``"max"``: ``mode`` checked, or by the name when ``None`` (``"max"`` for a
-    name holding ``accuracy``, as ``test_accuracy``; ``"min"`` for the rest, as losses)."""
-    if mode is None:
-        return "max" if "accuracy" in metric.lower() else "min"
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got mode={mode!r}")
-    return mode
 
 
 class SweepResult:
@@ -312,8 +303,21 @@ class SweepResult:
     def plot_curves(self, ax=None, index: int = 0, max_lines: int = 6):
         return plots.curves(self, ax, index, max_lines)
 
-    def plot(self, path: str | os.PathLike) -> Path:
-        return plots.overview(self, check_output_file(path, "plot"))
+    def plot(
+        self, path: str | os.PathLike, metric: str | None = None, mode: str | None = None
+    ) -> Path:
+        """Writes the plots that fit the sweep to a PNG (without pyplot).
+
+        Args:
+          path: the PNG file.
+          metric: the output drawn (default a halving sweep's own metric, else
+            ``final_loss``): pass what :meth:`best` ranks by, e.g. ``"test_accuracy"``.
+          mode: ``"min"`` or ``"max"``; ``None`` picks by the name, as :meth:`best` does.
+
+        Returns:
+          ``path``.
+        """
+        return plots.overview(self, check_output_file(path, "plot"), metric, mode)
 
 
 def _load_npz(path: Path) -> SweepResult:
