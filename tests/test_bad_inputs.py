@@ -72,3 +72,28 @@ def test_optuna_sweep_refuses_what_is_no_study_or_has_two_objectives():
     with pytest.raises(ValueError, match="study has 2 objectives"):
         jaxmom.optuna_sweep(two, fn, SPACE, 2, metric="loss", progress=False)
     assert not two.trials
+
+
+def test_sobol_of_any_size_draws_without_a_warning_and_the_summary_counts_right(capsys):
+    import warnings
+
+    from jaxmom.cli import main as cli_main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trials = jaxmom.sample({"b": jaxmom.Uniform(0.0, 1.0)}, 729, method="sobol", seed=0)
+    assert trials["b"].shape == (729,)
+    argv = [
+        "sweep",
+        "--betas",
+        "0.5",
+        "--lrs",
+        "0.01",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    assert cli_main(argv) == 0
+    assert "(1 beta x 1 learning rate x 1 seed)" in capsys.readouterr().out

@@ -328,7 +328,7 @@ def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, 
     )
     first = capsys.readouterr().out.splitlines()[0]
     assert first == (
-        f"sweep: 4 runs (2 betas x 1 learning rates x 2 seeds) of 32 steps; results 0.0 MiB on "
+        f"sweep: 4 runs (2 betas x 1 learning rate x 2 seeds) of 32 steps; results 0.0 MiB on "
         f"disk in {out}"
     )
 

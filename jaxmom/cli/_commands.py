@@ -43,6 +43,11 @@ def setup_devices(n: int | None = None) -> None:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 seed"``, ``"4 seeds"``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def fail(parser, message: str) -> int:
     """One line on stderr, exit status 2 (as argparse's errors, without the usage)."""
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
@@ -160,9 +165,12 @@ def _plan(args) -> str:
     where = f"on disk in {args.out}" if args.out else "in memory"
     shown = f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
     if args.sample is not None:
-        what = f"{args.sample[1]} {args.sample[0]} trials x {n_seed} seeds"
+        what = f"{_count(args.sample[1], args.sample[0] + ' trial')} x {_count(n_seed, 'seed')}"
     else:
-        what = f"{len(args.betas)} betas x {len(args.lrs)} learning rates x {n_seed} seeds"
+        what = (
+            f"{_count(len(args.betas), 'beta')} x {_count(len(args.lrs), 'learning rate')} x "
+            f"{_count(n_seed, 'seed')}"
+        )
     if args.halving is not None:
         return (
             f"sweep: successive halving (eta {args.halving}) over {runs:,} runs ({what}), "

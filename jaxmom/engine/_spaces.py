@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -183,7 +184,9 @@ def sample(space: Space, n: int, *, method: str = "random", seed: int = 0) -> di
 
         engine = qmc.Sobol if method == "sobol" else qmc.Halton
         key = "rng" if "rng" in inspect.signature(engine).parameters else "seed"
-        u = engine(d, scramble=True, **{key: int(seed)}).random(int(n))
+        with warnings.catch_warnings():  # the docstring says it: no warning per call
+            warnings.filterwarnings("ignore", "The balance properties of Sobol", UserWarning)
+            u = engine(d, scramble=True, **{key: int(seed)}).random(int(n))
     return {name: dist.map(u[:, i]) for i, (name, dist) in enumerate(space.items())}
 
 
