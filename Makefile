@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11+ (and make):
-#   make experiments   every experiment of the chapter: figures + results/REPORT.md
+#   make experiments   every experiment of the chapter, into runs/experiments (ignored by git),
+#                      compared with the recorded results/ (make results regenerates those)
 #   make test          lint, format check, type check, the docs build and the test suite
 # Each creates the virtual environment .venv and installs the project into it when needed
 # (again whenever pyproject.toml changes). PyTorch is pinned to its CPU build.
@@ -11,7 +12,7 @@ VENV ?= .venv
 FLOOR_VENV ?= .venv-floor
 PIP_INSTALL = pip install --quiet torch==2.13.0 -e ".[test,torch,experiments,bench,xarray,docs]"
 
-.PHONY: experiments test test-floor docs clean
+.PHONY: experiments results test test-floor docs clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ $(VENV)/installed: pyproject.toml
 	touch $@
 
 experiments: $(VENV)/installed
+	$(VENV)/bin/python -m experiments --out runs/experiments --compare results
+
+results: $(VENV)/installed
 	$(VENV)/bin/python -m experiments --out results
 
 test: $(VENV)/installed

@@ -1,6 +1,10 @@
 """Run every experiment of the chapter and write its figures and REPORT.md.
 
 Command:  python -m experiments [--out results] [--only NAME[,NAME...]] [--quick]
+          [--compare results]
+
+``make experiments`` writes its run under ``runs/experiments`` (git ignores it) and compares it
+with the recorded ``results/``; ``make results`` regenerates the recorded copy.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.compare import compare
 from jaxmom.cli import setup_devices
 
 #: In the chapter's order.
@@ -91,8 +96,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     parser.add_argument("--only", default=None, help="comma-separated experiment names")
     parser.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
+    parser.add_argument(
+        "--compare", type=Path, default=None, help="a recorded run to compare with (results)"
+    )
     args = parser.parse_args(argv)
     setup_devices()
+    args.out.mkdir(parents=True, exist_ok=True)
     names = EXPERIMENTS if args.only is None else tuple(args.only.split(","))
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -118,6 +127,8 @@ def main(argv=None) -> int:
     results = {n: results[n] for n in EXPERIMENTS if n in results}
     report = write_report(args.out, results)
     print(f"wrote {report}")
+    if args.compare is not None and args.compare.resolve() != args.out.resolve():
+        print("\n".join(compare(args.out, args.compare, results)))
     return 0 if all(c["passed"] for r in results.values() for c in r["claims"]) else 1
 
 
