@@ -333,6 +333,10 @@ def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
             "0:0.99:40000",
             "--seeds",
             "2",
+            "--epochs",
+            "200",  # 5e8 model-steps: seconds on any CPU, so Ctrl-C lands before the end
+            "--record-every",
+            "0",
             "--chunk-size",
             "64",
             "--devices",
