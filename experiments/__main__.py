@@ -52,7 +52,7 @@ def write_report(out: Path, results: dict[str, dict]) -> Path:
     n_all = sum(len(r["claims"]) for r in results.values())
     lines += [f"{n_pass} of {n_all} claims pass.", ""]
     lines += [
-        f"Made by `make experiments` on {device['cpu']} ({device['cores']} cores, "
+        f"Made by `make results` on {device['cpu']} ({device['cores']} cores, "
         f"{jax.device_count()} JAX CPU devices), jax {jax.__version__}, Python "
         f"{platform.python_version()}. The closed forms and the chapter's toy runs give the "
         "same numbers anywhere; another CPU may move the sweeps' figures (digits above all) in "
