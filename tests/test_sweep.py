@@ -324,10 +324,22 @@ def test_two_processes_store_the_single_process_bits(tmp_path):
         np.testing.assert_array_equal(a[name], b[name])
 
 
+# ``python -m jaxmom ARGS`` with Ctrl-C's usual handler, as from a terminal, also where the suite
+# runs as a background job (a shell starts those with SIGINT ignored, and Python then installs
+# no handler)
+INTERRUPTIBLE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'jaxmom'; runpy.run_module('jaxmom', run_name='__main__')"
+)
+
+
 def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
     out = tmp_path / "s.zarr"
-    proc = _jaxmom(
+    proc = subprocess.Popen(
         [
+            sys.executable,
+            "-c",
+            INTERRUPTIBLE,
             "sweep",
             "--betas",
             "0:0.99:40000",
@@ -345,9 +357,9 @@ def test_ctrl_c_ends_with_one_line_saying_the_store_resumes(tmp_path):
             "--out",
             str(out),
         ],
-        # Ctrl-C as a terminal sends it, also where the suite runs in the background (a shell
-        # starts background jobs with SIGINT ignored, and Python then installs no handler)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 300
     while not (out / "status" / "c").exists() and time.time() < deadline:
