@@ -113,26 +113,29 @@ def damaged_blocks(
     return sorted(bad)
 
 
-def check_no_links(path: Path) -> None:
-    """A ``ValueError`` if anything inside the store but its lock is a symbolic link (an array's
-    folder, its ``c/``, a block's folder or file): zarr would write through it, out of the
-    store. One listing of each folder, as a resume lists them anyway."""
-    todo = [path]
+def stale_partials(path: Path) -> list[Path]:
+    """The temporary files of writes a kill interrupted (zarr's ``*.partial``), found by one
+    walk of the store that also raises a ``ValueError`` if anything inside but its lock is a
+    symbolic link (an array's folder, its ``c/``, a block's folder or file): zarr would write
+    through it, out of the store."""
+    todo, stale = [path], []
     while todo:
-        folder = todo.pop()
-        for entry in _scan(folder):
-            if entry.is_symlink() and entry != path / ".lock":
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_symlink() and Path(entry.path) != path / ".lock":
                 raise ValueError(
-                    f"{str(entry)!r} inside the store is a symbolic link, which jaxmom never "
+                    f"{entry.path!r} inside the store is a symbolic link, which jaxmom never "
                     "writes through (it leads out of the store): replace it with what it points "
                     "to, or remove it and the same call runs its blocks again"
                 )
-            if entry.is_dir():
-                todo.append(entry)
-
-
-def _scan(folder: Path) -> list[Path]:
-    return [folder / name for name in _listdir(folder)]
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(Path(entry.path))
+            elif entry.name.endswith(".partial"):
+                stale.append(Path(entry.path))
+    return stale
 
 
 def unmark(path: Path, blocks) -> None:

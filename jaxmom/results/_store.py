@@ -47,10 +47,10 @@ from jaxmom.common import check_parent
 from jaxmom.results._format import FORMAT, READABLE, array_name
 from jaxmom.results._integrity import (
     check_attrs,
-    check_no_links,
     damaged_blocks,
     done_blocks,
     open_array,
+    stale_partials,
     unmark,
 )
 from jaxmom.results._lock import Lock
@@ -170,8 +170,7 @@ class Store:
                 if create and "status" not in group:  # killed while creating: nothing written
                     group = cls._create(path, spec)
             if create:
-                check_no_links(path)
-                for stale in path.rglob("*.partial"):  # zarr's temporary file of a killed write
+                for stale in stale_partials(path):  # one walk, which also refuses links
                     stale.unlink(missing_ok=True)
                 consolidate(path)  # again: a kill may have come before it
                 group = zarr.open_group(path, mode="r+")
