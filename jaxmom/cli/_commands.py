@@ -17,7 +17,7 @@ from jaxmom.cli import _search as cli_search
 from jaxmom.cli._cluster import check_coordinator, partner_failed, stop
 from jaxmom.cli._search import n_points
 from jaxmom.common import check_output_file
-from jaxmom.engine import MARK, RUNG
+from jaxmom.engine import rung_stores
 from jaxmom.results import READABLE, Lock, check_attrs, check_store_path, damaged_blocks, unmark
 
 
@@ -256,19 +256,12 @@ def verify(args, parser) -> int:
     path = Path(args.path)
     if not path.exists():
         return fail(parser, f"{args.path!r} does not exist")
-    if (path / MARK).is_file() or (
-        path.is_dir()
-        and not (path / "zarr.json").exists()
-        and any(RUNG.fullmatch(p.name) for p in path.iterdir())
-    ):
-        stores = sorted(p for p in path.iterdir() if RUNG.fullmatch(p.name))
-        if not stores:
-            print(f"{path}: a halving sweep's folder with no rung stored yet")
-            return 0
-    else:
-        stores = [path]
+    stores = rung_stores(path)
+    if stores == []:
+        print(f"{path}: a halving sweep's folder with no rung stored yet")
+        return 0
     status = 0
-    for store in stores:
+    for store in stores or [path]:
         try:
             status = max(status, _verify_store(store, args.repair))
         except (ValueError, RuntimeError, OSError) as e:

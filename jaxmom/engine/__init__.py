@@ -18,9 +18,8 @@ from jaxmom.engine._halving import (
 from jaxmom.engine._halving import (
     rung_steps as rung_steps,
 )
-from jaxmom.engine._halving_folder import MARK as MARK
-from jaxmom.engine._halving_folder import RUNG as RUNG
 from jaxmom.engine._halving_folder import check_halving_path as check_halving_path
+from jaxmom.engine._halving_folder import rung_stores as rung_stores
 from jaxmom.engine._optuna import optuna_sweep as optuna_sweep
 from jaxmom.engine._spaces import (
     METHODS as METHODS,

@@ -34,6 +34,15 @@ def check_halving_path(path, name: str = "out") -> Path:
     return path
 
 
+def rung_stores(path: Path) -> list[Path] | None:
+    """The rungs' stores in ``path`` if it is a halving sweep's folder (its mark, or rung stores
+    without one and no store of its own), else ``None``."""
+    if not path.is_dir() or (path / "zarr.json").exists():
+        return None
+    stores = sorted(p for p in path.iterdir() if RUNG.fullmatch(p.name))
+    return stores if stores or (path / MARK).is_file() else None
+
+
 def claim(path: Path, record: dict) -> None:
     """Writes ``halving.json``, or checks that the one there holds the same sweep."""
 
