@@ -37,6 +37,23 @@ jaxmom.grid_sweep(make(scale), {"beta": [0.1, 0.2, 0.3, 0.4]}, seeds=[0, 1], chu
 """
 
 
+#: Six betas, one seed, one epoch, blocks of two: a store of three blocks in a second.
+SMALL_SWEEP = [
+    "sweep",
+    "--betas",
+    "0:0.9:6",
+    "--seeds",
+    "1",
+    "--epochs",
+    "1",
+    "--chunk-size",
+    "2",
+    "--no-progress",
+    "--devices",
+    "1",
+]
+
+
 def _sweep(path, scale=1.0, kind="square"):
     return subprocess.run(
         [sys.executable, "-c", SCRIPT, str(path), str(scale), kind],
@@ -208,22 +225,7 @@ def test_a_full_disk_ends_in_one_line_and_the_same_command_resumes(
     from jaxmom.results import Store
 
     path = tmp_path / "s.zarr"
-    argv = [
-        "sweep",
-        "--betas",
-        "0:0.9:6",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--chunk-size",
-        "2",
-        "--no-progress",
-        "--devices",
-        "1",
-        "--out",
-        str(path),
-    ]
+    argv = [*SMALL_SWEEP, "--out", str(path)]
     write, calls = Store.write_block, []
 
     def full_after_one(self, *args):
@@ -335,22 +337,7 @@ def test_arguments_are_named_as_given_and_the_api_agrees_with_the_cli(tmp_path, 
 
 def test_a_garbage_status_chunk_is_found_by_verify_and_run_again_by_the_resume(tmp_path, capsys):
     path = tmp_path / "s.zarr"
-    argv = [
-        "sweep",
-        "--betas",
-        "0:0.9:6",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--chunk-size",
-        "2",
-        "--no-progress",
-        "--devices",
-        "1",
-        "--out",
-        str(path),
-    ]
+    argv = [*SMALL_SWEEP, "--out", str(path)]
     assert cli_main(argv) == 0
     chunk = path / "status" / "c" / "1" / "0"
     chunk.write_bytes(bytes(b ^ 0x55 for b in chunk.read_bytes()))  # same size, other bytes
