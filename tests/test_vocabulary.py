@@ -28,6 +28,7 @@ SHARED = {
     "compiler_options": None,
     "check_finite": None,
     "settings": None,
+    "plan": None,
 }
 SPACE = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-2, 1.0)}
 

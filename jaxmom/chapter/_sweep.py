@@ -25,7 +25,7 @@ from jaxmom.chapter._fused import fused_run, train_block
 from jaxmom.chapter._model import Net, init_mlp
 from jaxmom.chapter._train import check_data, seed_inputs, train_scan
 from jaxmom.common import check_beta, check_learning_rate, check_positive_int, check_settings
-from jaxmom.engine import grid_sweep, halving_sweep, trial_sweep
+from jaxmom.engine import Plan, grid_sweep, halving_sweep, trial_sweep
 from jaxmom.optim import sgd_momentum
 from jaxmom.results import SweepResult
 from jaxmom.training import check_order_args, epoch_means, nnx_task, steps_per_epoch
@@ -107,6 +107,7 @@ def sweep(
     compiler_options: Mapping | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
 ) -> SweepResult:
     """Train the chapter's MLP for every (beta, learning rate, seed), vmapped and sharded.
 
@@ -127,7 +128,7 @@ def sweep(
       data: ``(x, y)``; default the chapter's data set.
       out: a store folder (e.g. ``"sweep.zarr"``), written block by block; the same call again
         runs only what is missing. A store of other settings is an error, never mixed.
-      chunk_size, progress, check_finite: as :func:`jaxmom.grid_sweep`'s.
+      chunk_size, progress, check_finite, plan: as :func:`jaxmom.grid_sweep`'s.
       compiler_options: XLA options; ``None``: jaxmom's tuned ones for this model on a CPU
         (a small sweep compiles at optimisation level 1), XLA's own elsewhere.
       settings: JSON-able settings of yours, stored beside the sweep's own (``user``); a
@@ -171,6 +172,7 @@ def sweep(
         compiler_options=compiler_options,
         check_finite=check_finite,
         settings=settings,
+        plan=plan,
     )
 
 

@@ -6,6 +6,7 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
   :class:`IntUniform`, :class:`Choice`): random and quasi-random search.
 - :func:`halving_sweep`: successive halving and Hyperband over a :class:`jaxmom.Task`.
 - :func:`optuna_sweep`: an Optuna study's sampler, asked and told in vectorized batches.
+- :class:`Plan`: how a sweep's steps run (one scan or segments, vmapped or unrolled, devices).
 """
 
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
@@ -21,6 +22,7 @@ from jaxmom.engine._halving import (
 from jaxmom.engine._halving_folder import check_halving_path as check_halving_path
 from jaxmom.engine._halving_folder import rung_stores as rung_stores
 from jaxmom.engine._optuna import optuna_sweep as optuna_sweep
+from jaxmom.engine._plans import Plan as Plan
 from jaxmom.engine._spaces import (
     METHODS as METHODS,
 )
@@ -49,6 +51,7 @@ __all__ = (
     "Choice",
     "IntUniform",
     "LogUniform",
+    "Plan",
     "SweepTooLarge",
     "Uniform",
     "grid_sweep",

@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmom.engine._checks import SweepTooLarge, available_memory, gb, named_leaves
+from jaxmom.engine._segments import segment_runner
 
 
 class Work(NamedTuple):
@@ -37,37 +38,72 @@ class Work(NamedTuple):
     done: np.ndarray
 
 
-def run_blocks(program, work: Work, sink, progress: bool, options, check):
-    """Runs every block of ``work`` not done, one per device per call, while the results of
-    the call before are copied out: into ``sink`` (a :class:`jaxmom.results.Store`, written by
-    a background thread at most two calls behind) or, when ``sink`` is a dict of
-    ``[points, seeds, ...]`` arrays, into it. Returns ``(seconds the loop waited for writes,
-    seconds the writer was busy)``."""
+class Runner(NamedTuple):
+    """How the blocks of a call are computed: the whole-run block ``program`` (a ``scan``), or,
+    when ``form`` is given, in segments of ``segment_steps`` of the run's ``total`` steps
+    (:mod:`jaxmom.engine._segments`); compiled with XLA ``options``."""
+
+    program: Any
+    form: Any = None
+    total: int = 0
+    segment_steps: int = 0
+    options: Any = None
+
+    def make(self, args, sharding):
+        """A callable for the call's ``args`` (its programs compiled once per shape)."""
+        local = len(sharding.addressable_devices)
+        if self.form is None:
+            return _compile(self.program, args, self.options, local)
+
+        def compile_fn(program, a):
+            return _compile(program, a, self.options, local, sharding)
+
+        return segment_runner(self.form, self.total, self.segment_steps, compile_fn)
+
+
+def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int | None = None):
+    """Runs every block of ``work`` not done, one per device per call, on ``n_devices`` of the
+    devices (all by default; never more than there are blocks), while the results of the call
+    before are copied out: into ``sink`` (a :class:`jaxmom.results.Store`, written by a
+    background thread at most two calls behind) or, when ``sink`` is a dict of ``[points,
+    seeds, ...]`` arrays, into it. In one process a last call with fewer blocks than devices
+    runs on fewer devices (a second compile) rather than give one a copy of another's work.
+    ``progress``: ``False``, ``True`` or the progress bar's label. Returns ``(seconds the loop
+    waited for writes, seconds the writer was busy)``."""
     block, done, seeds = work.block, work.done, work.seeds
     store = None if isinstance(sink, dict) else sink
     results: Any = sink if store is None else None
     m, k = block
     n_points, n_seeds = work.points.n, len(seeds)
-    devices = jax.devices()
-    sharding = NamedSharding(Mesh(np.array(devices), ("blocks",)), P("blocks"))
-    replicated = NamedSharding(sharding.mesh, P())
-    data = None if work.data is None else jax.device_put(work.data, replicated)
     pending = [tuple(b) for b in np.argwhere(~done)]
+    devices = jax.devices()
+    if jax.process_count() == 1:
+        devices = devices[: max(1, min(n_devices or len(devices), len(pending)))]
     calls = [pending[i : i + len(devices)] for i in range(0, len(pending), len(devices))]
     total = n_points * n_seeds
     bar = _bar(progress, total, total - _runs(pending, block, n_points, n_seeds))
     writer = _Writer(store)
-    compiled, running = None, None
+    made: dict = {}
+    running = None
     try:
         for call in [*calls, None]:
             nxt = None
             if call is not None:
-                padded = call + [call[-1]] * (len(devices) - len(call))
+                width = len(call) if jax.process_count() == 1 else len(devices)
+                if width not in made:
+                    mesh = Mesh(np.array(devices[:width]), ("blocks",))
+                    made[width] = [NamedSharding(mesh, P("blocks")), None]
+                    if work.data is not None:
+                        made[width].append(jax.device_put(work.data, NamedSharding(mesh, P())))
+                    else:
+                        made[width].append(None)
+                sharding, fn, data = made[width]
+                padded = call + [call[-1]] * (width - len(call))
                 hp, keys, carry = _inputs(padded, work)
                 args = (*jax.device_put((hp, keys, carry), sharding), data)
-                if compiled is None:
-                    compiled = _compile(program, args, options, len(jax.local_devices()))
-                nxt = (call, compiled(*args))
+                if fn is None:
+                    fn = made[width][1] = runner.make(args, sharding)
+                nxt = (call, fn(*args))
             if running is not None:
                 blocks = []
                 for (q, g), blk in _host_blocks(running[1], running[0], store is None):
@@ -205,13 +241,16 @@ def n_blocks(n_points, n_seeds, block) -> tuple[int, int]:
     return -(-n_points // block[0]), -(-n_seeds // block[1])
 
 
-def _compile(prog, args, options, local_devices: int):
-    """Compiles ``program`` for ``args`` (cached by shapes) and refuses, before running it, a
-    call whose memory would not fit in this host's."""
+def _compile(prog, args, options, local_devices: int, out_sharding=None):
+    """Compiles ``program`` for ``args`` (cached by shapes), its outputs laid out as
+    ``out_sharding`` when given, and refuses, before running it, a call whose memory would not
+    fit in this host's."""
     key = (prog, tuple(sorted(options.items())) if options else None, *_avals(args))
+    key += (out_sharding,)
     if key in COMPILED:
         return COMPILED[key]
-    compiled = jax.jit(prog).lower(*args).compile(dict(options) if options else None)
+    jitted = jax.jit(prog) if out_sharding is None else jax.jit(prog, out_shardings=out_sharding)
+    compiled = jitted.lower(*args).compile(dict(options) if options else None)
     mem = compiled.memory_analysis()
     if mem is not None and jax.default_backend() == "cpu":
         per_device = mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
@@ -240,4 +279,5 @@ def _bar(progress, total, initial):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="run", desc="sweep", smoothing=0.1)
+    desc = progress if isinstance(progress, str) else "sweep"
+    return tqdm(total=total, initial=initial, unit="run", desc=desc, smoothing=0.1)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -133,7 +134,33 @@ def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
         raise TypeError(f"train_fn must return a pytree of arrays, got {tree!r}")
     shapes = named_leaves(tree)
     stored = {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
-    return stored, computation(closed)
+    return Traced(stored, computation(closed), primitives(closed.jaxpr))
+
+
+class Traced(NamedTuple):
+    """What tracing one run tells: its stored output ``shapes`` (by name), the fingerprint of
+    its ``computation``, and the names of the ``primitives`` it runs (sub-programs included)."""
+
+    shapes: dict
+    computation: str
+    primitives: frozenset
+
+
+def primitives(jaxpr) -> frozenset:
+    """The names of every primitive of ``jaxpr`` and of the programs inside its loops,
+    conditionals and calls."""
+    names: set[str] = set()
+    todo = [jaxpr]
+    while todo:
+        j = todo.pop()
+        for eqn in j.eqns:
+            names.add(eqn.primitive.name)
+            for v in eqn.params.values():
+                for sub in v if isinstance(v, (tuple, list)) else (v,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        todo.append(inner)
+    return frozenset(names)
 
 
 def _first_line(e: Exception) -> str:

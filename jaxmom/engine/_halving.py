@@ -36,9 +36,10 @@ from jaxmom.engine._checks import (
     output_shapes,
 )
 from jaxmom.engine._halving_folder import check_halving_path, claim
+from jaxmom.engine._plans import Plan, check_plan
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
-from jaxmom.training import Task
+from jaxmom.training import Segments, Task
 
 
 def rung_steps(min_steps: int, max_steps: int, eta: int) -> list[int]:
@@ -90,6 +91,7 @@ def halving_sweep(
     compiler_options: Mapping | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
 ) -> SweepResult:
     """Successive halving (``brackets=1``) or Hyperband over a table of trials.
 
@@ -106,8 +108,9 @@ def halving_sweep(
       metric: an output of ``task.evaluate``, one scalar per run, that ranks the trials.
       mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
       out: a folder for the rungs' stores; the same call resumes it.
-      chunk_size, progress, compiler_options, settings: as :func:`jaxmom.grid_sweep`'s (a
-        progress bar per rung; ``settings`` are recorded in every rung's store).
+      chunk_size, progress, compiler_options, settings, plan: as :func:`jaxmom.grid_sweep`'s
+        (a progress bar per rung; ``settings`` are recorded in every rung's store; a task with
+        ``segment`` may run its rungs in segments).
       check_finite: the outputs of ``task.evaluate`` whose non-finite values mark a run
         diverged (it ranks last and never goes on); ``None``: all of them.
 
@@ -135,6 +138,7 @@ def halving_sweep(
         )
     mode = metric_mode(metric, mode)
     user = check_settings(settings)
+    check_plan(plan)
     t0 = time.perf_counter()
     points = Points.table(table)
     n = points.n
@@ -169,6 +173,7 @@ def halving_sweep(
         chunk_size=chunk_size,
         compiler_options=compiler_options,
         user=user,
+        plan=plan,
     )
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
@@ -207,7 +212,7 @@ def _check_metric(task, table, data, metric, steps):
     """``evaluate``'s output shapes (by name, as the engine names them) and the state's types,
     traced (no compute); ``metric`` must be one scalar output per run."""
     hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
-    shapes, _ = output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None)
+    shapes = output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None).shapes
     scalars = [k for k, s in shapes.items() if s.shape == ()]
     if metric not in scalars:
         raise ValueError(
@@ -239,6 +244,7 @@ class _Schedule:
     chunk_size: int | None = None
     compiler_options: Mapping | None = None
     user: dict | None = None
+    plan: object = None
 
     def settings(self, brackets: int) -> dict:
         out = dict(
@@ -261,6 +267,7 @@ class _Schedule:
                 carry=carry,
                 check_finite=self.metrics,
                 compiler_options=self.compiler_options,
+                plan=self.plan,
                 out=None if self.out is None else self.out / f"b{bracket}_r{rung}.zarr",
                 settings=dict(self.settings(0), bracket=bracket, rung=rung),
             )
@@ -302,6 +309,18 @@ def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):
         return {"state": jax.tree.map(_storable, state), "metrics": task.evaluate(state, hp, data)}
 
     fn.__qualname__ = f"halving rung of {steps} steps"
+    if task.segment is not None:
+
+        def init(hp, key, data, carry):
+            return jax.tree.map(_restore, like, carry) if resume else task.init(hp, key, data)
+
+        def finish(state, hp, data):
+            return {
+                "state": jax.tree.map(_storable, state),
+                "metrics": task.evaluate(state, hp, data),
+            }
+
+        fn.segments = Segments(init, task.segment, finish, lambda data: steps)  # type: ignore[attr-defined]
     return fn
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxmom.common import check_parent, check_positive_int, renamed
 from jaxmom.engine._checks import output_shapes
+from jaxmom.engine._plans import Plan, check_plan
 from jaxmom.engine._spaces import Choice, IntUniform, LogUniform, Uniform, check_space
 from jaxmom.engine._sweeps import trial_sweep
 from jaxmom.training import Task
@@ -60,6 +61,7 @@ def optuna_sweep(
     compiler_options: Mapping | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
     **deprecated,
 ):
     """Runs ``n_trials`` trials of ``study``'s own sampler, ``trials_per_batch`` at a time.
@@ -76,7 +78,7 @@ def optuna_sweep(
       trials_per_batch: trials asked, run and told together (the sampler sees the values of
         the batches before, as a parallel Optuna study does). Formerly ``batch_size``, which
         still works until jaxmom 0.6 with a ``DeprecationWarning``.
-      data, chunk_size, compiler_options, check_finite, settings: as
+      data, chunk_size, compiler_options, check_finite, settings, plan: as
         :func:`jaxmom.trial_sweep`'s (a run with a non-finite ``check_finite`` output fails).
       out: a folder; the batch whose first trial is number ``n`` is the store
         ``out/trials{n:05d}.zarr``, written block by block. The same call with a new study of
@@ -112,6 +114,7 @@ def optuna_sweep(
     n_trials = check_positive_int(n_trials, "n_trials")
     batch_size = check_positive_int(trials_per_batch, "trials_per_batch")
     folder = None if out is None else _check_folder(out)
+    check_plan(plan)
     dists = distributions(space)
     if isinstance(task_or_train_fn, Task):
         if steps is None:
@@ -154,6 +157,7 @@ def optuna_sweep(
                 compiler_options=compiler_options,
                 check_finite=check_finite,
                 settings=settings,
+                plan=plan,
             )
         except BaseException:  # Ctrl-C, a full disk: none of the batch is left RUNNING
             for t in trials:
@@ -242,7 +246,7 @@ def _check_metric(train_fn, dists, data, metric: str) -> None:
         return np.int64 if isinstance(d, od.IntDistribution) else np.float64
 
     hp_dtypes = {n: jax.dtypes.canonicalize_dtype(dtype(d)) for n, d in dists.items()}
-    shapes, _ = output_shapes(train_fn, hp_dtypes, data, data is not None)
+    shapes = output_shapes(train_fn, hp_dtypes, data, data is not None).shapes
     scalars = [k for k, v in shapes.items() if v.shape == ()]
     if metric not in scalars:
         raise ValueError(f"metric must be a scalar output of the runs ({scalars}), got {metric!r}")

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jaxmom.common import check_positive_int, check_settings, fingerprint
-from jaxmom.engine._blocks import Work, block_program, n_blocks, run_blocks
+from jaxmom.engine._blocks import Runner, Work, block_program, n_blocks, run_blocks
 from jaxmom.engine._checks import (
     check_finite_names,
     check_grid,
@@ -36,6 +36,8 @@ from jaxmom.engine._checks import (
     check_trials,
     output_shapes,
 )
+from jaxmom.engine._plans import Plan, Setting, check_plan, choose
+from jaxmom.engine._segments import SegmentForm
 from jaxmom.results import Points, Store, SweepResult, check_store_path
 
 #: Runs per device in one compiled call when ``chunk_size`` is not given. On a CPU the per-step
@@ -64,6 +66,7 @@ def grid_sweep(
     compiler_options: Mapping | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
 ) -> SweepResult:
     """Runs ``train_fn`` for every point of ``grid`` and every seed, vmapped and sharded.
 
@@ -89,6 +92,10 @@ def grid_sweep(
         non-finite values flag a run as diverged; default every floating-point output.
       settings: JSON-able settings that define the sweep beyond the grid (epochs, model size):
         stored with the results; a store holding other settings is refused.
+      plan: how the steps run (a :class:`jaxmom.Plan`, its fields as a dict, ``"scan"`` or
+        ``"segments"``); default ``"auto"``, a rule per model and platform. The choice is in
+        the progress bar's label and the result's ``metadata["plan"]``; it never changes a
+        result, and a store resumes under any plan.
 
     Returns:
       A :class:`jaxmom.SweepResult`, outputs indexed ``[*grid axes, seed, *output shape]``;
@@ -110,7 +117,9 @@ def grid_sweep(
       (3, 2, 4)
     """
     points = Points(check_grid(grid))
-    options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
+    options = Options(
+        data, chunk_size, out, progress, compiler_options, check_finite, settings, plan=plan
+    )
     return run_sweep(train_fn, points, seeds, options)
 
 
@@ -126,6 +135,7 @@ def trial_sweep(
     compiler_options: Mapping | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
 ) -> SweepResult:
     """Runs ``train_fn`` for every trial of a table and every seed: :func:`grid_sweep` over
     a list of points instead of a product of axes.
@@ -134,8 +144,8 @@ def trial_sweep(
       train_fn: as :func:`grid_sweep`'s; ``hparams`` holds one scalar per column of ``trials``.
       trials: column name -> 1-D sequence of numbers, all of one length ``n`` (trial ``i`` is
         row ``i``), e.g. from :func:`jaxmom.sample` or the user's own list of points.
-      seeds, data, chunk_size, out, progress, compiler_options, check_finite, settings: as
-        :func:`grid_sweep`'s.
+      seeds, data, chunk_size, out, progress, compiler_options, check_finite, settings, plan:
+        as :func:`grid_sweep`'s.
 
     Returns:
       A :class:`jaxmom.SweepResult` with one axis, ``trial``, outputs indexed ``[trial, seed,
@@ -151,14 +161,17 @@ def trial_sweep(
       (3, 1)
     """
     points = Points.table(check_trials(trials))
-    options = Options(data, chunk_size, out, progress, compiler_options, check_finite, settings)
+    options = Options(
+        data, chunk_size, out, progress, compiler_options, check_finite, settings, plan=plan
+    )
     return run_sweep(train_fn, points, seeds, options)
 
 
 class Options(NamedTuple):
     """A sweep's keyword arguments (see :func:`grid_sweep`), and ``carry``: a per-run input
     ``[points, seeds, ...]`` (a pytree of host arrays) given to ``train_fn`` as its last
-    argument, as a successive-halving rung resumes its runs' states."""
+    argument, as a successive-halving rung resumes its runs' states; ``plan``: as
+    :func:`grid_sweep`'s."""
 
     data: object = None
     chunk_size: int | None = None
@@ -168,6 +181,7 @@ class Options(NamedTuple):
     check_finite: Sequence[str] | None = None
     settings: Mapping | None = None
     carry: object = None
+    plan: object = None
 
 
 def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> SweepResult:
@@ -181,14 +195,22 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
     has_data, has_carry = o.data is not None, o.carry is not None
     hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in points.hparams.items()}
     run_carry = None if not has_carry else jax.tree.map(_one_run, o.carry)
-    shapes, computation = output_shapes(train_fn, hp_dtypes, o.data, has_data, run_carry)
+    forced = check_plan(o.plan)
+    shapes, computation, prims = output_shapes(train_fn, hp_dtypes, o.data, has_data, run_carry)
     check = check_finite_names(o.check_finite, shapes)
     n_points, n_seeds = points.n, len(seeds)
     n_dev = jax.device_count()
-    per_device = (o.chunk_size or default_chunk_size(n_dev)) // n_dev or 1
-    # a sweep smaller than a call still gives every device a block: a device left without one
-    # would recompute a copy of another's (the padding of a call), not share the work
-    per_device = min(per_device, -(-n_points * n_seeds // n_dev))
+    segments = getattr(train_fn, "segments", None)
+    setting = Setting(
+        segmentable=segments is not None,
+        convolution="conv_general_dilated" in prims,
+        platform=jax.default_backend(),
+        n_devices=n_dev,
+        steps=0 if segments is None else int(segments.steps(o.data)),
+        runs=n_points * n_seeds,
+    )
+    plan = choose(forced, setting, (o.chunk_size or default_chunk_size(n_dev)) // n_dev or 1)
+    per_device = plan.block_runs
     block = (
         (per_device, 1)
         if n_points >= per_device
@@ -211,9 +233,14 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
         )
         store = _open_store(path, spec)
         block = store.block
+        if plan.vectorize == "unroll" and forced.vectorize is None and block[0] * block[1] > 16:
+            reason = plan.reason + "; the store's blocks are too large to unroll: vmap"
+            plan = plan._replace(vectorize="vmap", reason=reason)
     try:
         shape = n_blocks(n_points, n_seeds, block)
         done = store.done() if store is not None else np.zeros(shape, bool)
+        used = min(plan.devices, max(1, int((~done).sum())))
+        plan = plan._replace(block_runs=block[0] * block[1], devices=used)
         sink: Any = store
         if store is None:
             sink = {
@@ -225,8 +252,13 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
             sink["diverged"] = np.zeros((n_points, n_seeds), bool)
         work = Work(points, seeds, o.data, o.carry, block, done)
         t0 = time.perf_counter()
-        program = block_program(train_fn, has_data, has_carry)
-        waited, busy = run_blocks(program, work, sink, o.progress, o.compiler_options, check)
+        runner = Runner(block_program(train_fn, has_data, has_carry), options=o.compiler_options)
+        if plan.form == "segments":
+            form = SegmentForm(segments, has_data, has_carry, plan.vectorize)
+            runner = runner._replace(form=form, total=setting.steps)
+            runner = runner._replace(segment_steps=plan.segment_steps)
+        label = o.progress and f"sweep ({plan.describe()})"
+        waited, busy = run_blocks(runner, work, sink, label, check, plan.devices)
         wall = time.perf_counter() - t0
     except OSError as e:  # a full disk, a file the store cannot write
         if store is None:
@@ -246,6 +278,7 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
         settings=settings,
         computation=computation,
         wall_seconds=wall,
+        plan=plan._asdict(),
         write_wait_seconds=waited,
         writer_busy_seconds=busy,
     )

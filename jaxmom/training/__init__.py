@@ -3,7 +3,8 @@
 - :func:`train_step` / :func:`train_scan`: one step, and a whole run as one ``lax.scan``.
 - :func:`batch_order` / :func:`batch_window`: a DataLoader's shuffle as arrays.
 - :class:`Task`: a run cut into init, advance and evaluate, so it can be paused and resumed;
-  :func:`nnx_task` makes one for any Flax NNX model.
+  :func:`nnx_task` makes one for any Flax NNX model; :class:`Segments`, a train function cut
+  for the engine's segment plan.
 """
 
 from jaxmom.training._batches import (
@@ -52,11 +53,13 @@ from jaxmom.training._nnx import (
 from jaxmom.training._nnx import (
     nnx_train_fn as nnx_train_fn,
 )
+from jaxmom.training._task import Segments as Segments
 from jaxmom.training._task import Task as Task
 
 __all__ = (
     "BatchOrder",
     "NNXTask",
+    "Segments",
     "Task",
     "TrainResult",
     "accuracy",

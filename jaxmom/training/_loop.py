@@ -112,6 +112,7 @@ def train_scan(
     *,
     value_and_grad,
     model_state=None,
+    unroll: bool = False,
 ) -> TrainResult:
     """The whole run as one ``lax.scan`` over the steps of ``order``. Pure; ``epochs`` is static.
 
@@ -128,6 +129,10 @@ def train_scan(
         NNX model's batch statistics and RNG counters). With it ``value_and_grad(params,
         model_state, x, y, mask) -> ((loss, model_state), grads)``, and the state is carried
         from step to step.
+      unroll: write the steps out one after another (no ``while`` loop in the program): the
+        same steps, compiled per step count. XLA:CPU runs a convolution's weight gradient
+        inside a loop through a slow path (``benchmarks/NOTES.md``); a few steps written out
+        are the segments a sweep's plan runs such models in.
 
     Returns:
       A :class:`TrainResult`.
@@ -149,7 +154,8 @@ def train_scan(
         return (params, opt_state, state), loss
 
     carry = (params, opt_state, model_state)
-    (params, opt_state, state), step_losses = jax.lax.scan(step, carry, (order.indices, order.mask))
+    batches = (order.indices, order.mask)
+    (params, opt_state, state), step_losses = jax.lax.scan(step, carry, batches, unroll=unroll)
     counts = order.mask.sum(axis=1).astype(step_losses.dtype)
     return TrainResult(
         params, step_losses, epoch_means(step_losses, counts, epochs), state, opt_state

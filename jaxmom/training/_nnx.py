@@ -44,7 +44,7 @@ from flax import nnx
 from jaxmom.common import check_positive_int
 from jaxmom.training._batches import batch_window, steps_per_epoch
 from jaxmom.training._loop import epoch_means, masked_mean, train_scan
-from jaxmom.training._task import Task
+from jaxmom.training._task import Segments, Task
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -125,8 +125,9 @@ def nnx_task(
         step = jnp.zeros((), jnp.int32)
         return dict(params=params, model=rest, opt=opt_state, key=k_order, step=step, loss=running)
 
-    def run(state, hp, data, steps: int):
-        """``advance``, and the step losses and batch sizes of the steps it ran."""
+    def run(state, hp, data, steps: int, unroll: bool = False):
+        """``advance``, and the step losses and batch sizes of the steps it ran (``unroll``:
+        the steps written out, :class:`jaxmom.Task`'s ``segment``)."""
         x, y = _check_data(data, batch_size)
         n = x.shape[0]
         order = batch_window(state["key"], n, batch_size, state["step"], steps, drop_last)
@@ -139,6 +140,7 @@ def nnx_task(
             opt_state=state["opt"],
             value_and_grad=_value_and_grad(graphdefs()[0], loss),
             model_state=state["model"],
+            unroll=unroll,
         )
         counts = order.mask.sum(axis=1).astype(jnp.float32)
         spe = steps_per_epoch(n, batch_size, drop_last)
@@ -149,6 +151,9 @@ def nnx_task(
 
     def advance(state, hp, data, steps: int):
         return run(state, hp, data, check_positive_int(steps, "steps"))[0]
+
+    def segment(state, hp, data, steps: int):
+        return run(state, hp, data, check_positive_int(steps, "steps"), unroll=True)[0]
 
     def evaluate(state, hp, data):
         running = state["loss"]
@@ -163,7 +168,7 @@ def nnx_task(
         return out
 
     spe = functools.partial(steps_per_epoch, batch_size=batch_size, drop_last=drop_last)
-    return NNXTask(init, advance, evaluate, run=run, steps_per_epoch=spe)
+    return NNXTask(init, advance, evaluate, segment, run=run, steps_per_epoch=spe)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,10 +210,33 @@ class NNXTask(Task):
 
 @functools.cache
 def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params: bool):
+    task_run: Callable = task.run  # type: ignore[assignment]
+
     def train_fn(hp, key, data):
         n = _check_data(data, 1)[0].shape[0]
         total = steps if epochs is None else epochs * task.steps_per_epoch(n)
         state, step_losses, counts = task.run(task.init(hp, key, data), hp, data, total)
+        return _outputs(state, hp, data, step_losses, counts)
+
+    def n_steps(n):
+        return steps if epochs is None else epochs * task.steps_per_epoch(n)
+
+    def seg_init(hp, key, data, carry):
+        total = n_steps(_check_data(data, 1)[0].shape[0])
+        zeros = jnp.zeros((total,), jnp.float32)
+        return dict(run=task.init(hp, key, data), losses=zeros, counts=zeros)
+
+    def seg_advance(state, hp, data, steps: int):
+        run, step_losses, counts = task_run(state["run"], hp, data, steps, unroll=True)
+        start = state["run"]["step"]
+        put = functools.partial(jax.lax.dynamic_update_slice_in_dim, start_index=start, axis=0)
+        losses = put(state["losses"], step_losses.astype(jnp.float32))
+        return dict(run=run, losses=losses, counts=put(state["counts"], counts))
+
+    def seg_finish(state, hp, data):
+        return _outputs(state["run"], hp, data, state["losses"], state["counts"])
+
+    def _outputs(state, hp, data, step_losses, counts):
         out = task.evaluate(state, hp, data)
         if epochs is not None:
             out["epoch_losses"] = epoch_means(step_losses, counts, epochs)
@@ -218,10 +246,11 @@ def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params
             out["params"] = state["params"].to_pure_dict()
         return out
 
-    def n_steps(n):
-        return steps if epochs is None else epochs * task.steps_per_epoch(n)
+    def total_steps(data):
+        return n_steps(_check_data(data, 1)[0].shape[0])
 
     train_fn.steps = n_steps  # type: ignore[attr-defined]
+    train_fn.segments = Segments(seg_init, seg_advance, seg_finish, total_steps)  # type: ignore[attr-defined]
     return train_fn
 
 

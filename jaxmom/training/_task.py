@@ -10,7 +10,10 @@ those):
 * ``evaluate(state, hparams, data) -> {name: array}``: what the run has reached.
 
 ``state`` is any pytree of arrays (PRNG keys included); ``data`` is ``None`` when the sweep has
-none. A task's runs must not depend on how their steps are cut: advancing 50 then 100 steps
+none. An optional fourth, ``segment``, is ``advance`` with its steps written out one after
+another (no ``while`` loop): a sweep's plan may run the task as a host loop over a compiled
+segment of a few such steps (:mod:`jaxmom.engine`), which XLA:CPU runs much faster for
+convolutions. A task's runs must not depend on how their steps are cut: advancing 50 then 100 steps
 gives the run of 150 (:func:`jaxmom.nnx_task` draws each step's batch from the run's key and the
 step's number).
 """
@@ -20,8 +23,29 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from jaxmom.common import check_positive_int
+
+
+class Segments(NamedTuple):
+    """A train function cut for the sweep engine's segment plan, as its ``segments``
+    attribute: ``init``, then ``advance`` (written out, no ``while`` loop) a few steps at a time
+    from the host, then ``finish``; the run is the train function's, step for step.
+
+    Attributes:
+      init: ``(hparams, key, data, carry) -> state`` (``carry`` ``None`` unless the sweep has
+        one).
+      advance: ``(state, hparams, data, steps) -> state``, ``steps`` (a Python int) more steps,
+        written out.
+      finish: ``(state, hparams, data) -> outputs``, the train function's outputs.
+      steps: ``data -> `` the run's steps (a Python int, from the data's shapes).
+    """
+
+    init: Callable
+    advance: Callable
+    finish: Callable
+    steps: Callable
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +56,8 @@ class Task:
       init: ``(hparams, key, data) -> state``, a new run.
       advance: ``(state, hparams, data, steps) -> state``, ``steps`` (a Python int) more steps.
       evaluate: ``(state, hparams, data) -> {name: array}``, what the run has reached.
+      segment: optional, ``advance`` with its steps written out (no ``while`` loop), for the
+        engine's segment plan; the same steps.
 
     A task's runs must not depend on how their steps are cut: advancing 2 then 3 steps gives
     the run of 5.
@@ -54,9 +80,12 @@ class Task:
     init: Callable
     advance: Callable
     evaluate: Callable
+    segment: Callable | None = None
 
     def __post_init__(self):
-        for name in ("init", "advance", "evaluate"):
+        for name in ("init", "advance", "evaluate", "segment"):
+            if name == "segment" and self.segment is None:
+                continue
             if not callable(getattr(self, name)):
                 raise TypeError(f"Task's {name} must be callable, got {getattr(self, name)!r}")
 
@@ -74,4 +103,11 @@ def _train_fn(task: Task, steps: int) -> Callable:
         return task.evaluate(state, hparams, data)
 
     train_fn.__qualname__ = f"Task.train_fn({steps})"
+    if task.segment is not None:
+        train_fn.segments = Segments(  # type: ignore[attr-defined]
+            lambda hp, key, data, carry: task.init(hp, key, data),
+            task.segment,
+            task.evaluate,
+            lambda data: steps,
+        )
     return train_fn

@@ -1,0 +1,111 @@
+"""The segment form of a block: its runs started by one compiled program, advanced by a host
+loop over one compiled program of a few steps written out, and finished by a third.
+
+The programs take and give the block as :func:`jaxmom.engine._blocks.block_program` does
+(hyperparameters ``[D, m]``, seeds ``[D, k]``, carry ``[D, m, k, ...]``, outputs ``[D, m, k,
+...]``), so a block's runs are the same whichever form computes them. Inside, the state is
+``[D, k, m, ...]``: vmapped over the devices' blocks, then over seeds and points (``"vmap"``),
+or with each of the ``k * m`` runs written out (``"unroll"``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxmom.engine._checks import named_leaves
+
+
+class SegmentForm(NamedTuple):
+    """A train function's :class:`jaxmom.training.Segments`, and how its runs are laid out."""
+
+    segments: Any
+    has_data: bool
+    has_carry: bool
+    vectorize: str
+
+
+def _each(form: SegmentForm, fn, hp, seeds, *per_run):
+    """``fn(h, seed, *run_leaves)`` for every run of the blocks: ``hp`` ``{name: [D, m]}``,
+    ``seeds`` ``[D, k]``, ``per_run`` pytrees ``[D, k, m, ...]``; gives ``[D, k, m, ...]``."""
+
+    def device(hp_d, seeds_d, *pr):
+        k, m = seeds_d.shape[0], (next(iter(hp_d.values())).shape[0] if hp_d else 1)
+        if form.vectorize == "vmap":
+
+            def per_seed(s, *p):
+                return jax.vmap(lambda h, *q: fn(h, s, *q), axis_size=m)(hp_d, *p)
+
+            return jax.vmap(per_seed, axis_size=k)(seeds_d, *pr)
+        rows = []
+        for i in range(k):
+            cols = []
+            for j in range(m):
+                h = {n: v[j] for n, v in hp_d.items()}
+                cols.append(fn(h, seeds_d[i], *jax.tree.map(lambda a, i=i, j=j: a[i, j], pr)))
+            rows.append(jax.tree.map(lambda *a: jnp.stack(a), *cols))
+        return jax.tree.map(lambda *a: jnp.stack(a), *rows)
+
+    return jax.vmap(device)(hp, seeds, *per_run)
+
+
+@functools.lru_cache(maxsize=32)
+def init_program(form: SegmentForm):
+    """``(hp, seeds, carry, data) -> state [D, k, m, ...]``."""
+    segs = form.segments
+
+    def program(hp, seeds, carry, data):
+        swapped = jax.tree.map(lambda a: jnp.swapaxes(a, 1, 2), carry)
+
+        def one(h, seed, *c):
+            return segs.init(h, jax.random.key(seed), data, c[0] if form.has_carry else None)
+
+        return _each(form, one, hp, seeds, *((swapped,) if form.has_carry else ()))
+
+    return program
+
+
+@functools.lru_cache(maxsize=64)
+def advance_program(form: SegmentForm, steps: int):
+    """``(state, hp, seeds, data) -> state``, ``steps`` more steps written out."""
+    segs = form.segments
+
+    def program(state, hp, seeds, data):
+        return _each(form, lambda h, _, s: segs.advance(s, h, data, steps), hp, seeds, state)
+
+    return program
+
+
+@functools.lru_cache(maxsize=32)
+def finish_program(form: SegmentForm):
+    """``(state, hp, seeds, data) -> {name: [D, m, k, ...]}``, the train function's outputs."""
+    segs = form.segments
+
+    def program(state, hp, seeds, data):
+        outs = _each(form, lambda h, _, s: named_leaves(segs.finish(s, h, data)), hp, seeds, state)
+        return {n: jnp.swapaxes(v, 1, 2) for n, v in outs.items()}
+
+    return program
+
+
+def segment_runner(form: SegmentForm, total: int, steps: int, compile_fn):
+    """A callable ``(hp, seeds, carry, data) -> outputs`` as the whole-run block program's,
+    which runs ``total`` steps as ``total // steps`` segments (and one of the rest); each
+    program is compiled by ``compile_fn(program, args)`` on its first call (cached there)."""
+    full, rest = divmod(total, steps)
+
+    def run(hp, seeds, carry, data):
+        state = compile_fn(init_program(form), (hp, seeds, carry, data))(hp, seeds, carry, data)
+        for n, count in ((steps, full), (rest, 1 if rest else 0)):
+            if count:
+                args = (state, hp, seeds, data)
+                advance = compile_fn(advance_program(form, n), args)
+                for _ in range(count):
+                    state = advance(state, hp, seeds, data)
+        args = (state, hp, seeds, data)
+        return compile_fn(finish_program(form), args)(*args)
+
+    return run
