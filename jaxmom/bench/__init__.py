@@ -1,9 +1,11 @@
 """``jaxmom bench``: jaxmom beside what users would pick instead, timed in one run, with the
-device's own matmul peak. One module a task (``chapter``, ``digits``, ``search``), each with
-``METHODS``, ``run``, ``table``, ``plot`` and ``write``. Never imported by ``import jaxmom``."""
+device's own matmul peak. One module a task (``chapter``, ``digits``, ``search``, ``models``),
+each with ``METHODS``, ``run``, ``table``, ``plot`` and ``write``. Never imported by
+``import jaxmom``."""
 
 from jaxmom.bench import _chapter as chapter
 from jaxmom.bench import _digits as digits
+from jaxmom.bench import _models as models
 from jaxmom.bench import _search as search
 from jaxmom.bench._peak import Peak as Peak
 from jaxmom.bench._peak import cpu_theoretical as cpu_theoretical
@@ -24,4 +26,4 @@ from jaxmom.bench._report import (
 )
 
 #: The bench of each ``--task``.
-TASKS = {"chapter": chapter, "digits": digits, "search": search}
+TASKS = {"chapter": chapter, "digits": digits, "search": search, "models": models}

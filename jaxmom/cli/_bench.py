@@ -44,6 +44,12 @@ def bench(args, parser) -> int:
                 bench.grid(m)
         except ValueError as e:
             parser.error(f"--models with --task digits: {e}")
+    if args.nets is not None and args.task != "models":
+        parser.error(f"--nets is for --task models, not --task {args.task}")
+    if args.task == "models":
+        unknown = [n for n in args.nets or [] if n not in bench.MODELS]
+        if unknown or args.nets == []:
+            parser.error(f"--nets: choose from {','.join(bench.MODELS)}, got {args.nets}")
     setup_devices(args.devices)
     try:
         report = _run_bench(bench, args)
@@ -61,6 +67,10 @@ def _run_bench(bench, args) -> dict:
     """The report of the task the flags name, at their sizes (``--quick``: the smallest)."""
     if args.task == "search":
         return bench.run(args.methods, quick=args.quick, configs=args.models and args.models[0])
+    if args.task == "models":
+        nets = args.nets or (["mlp", "cnn"] if args.quick else list(bench.MODELS))
+        sizes = args.models or ([1, 4] if args.quick else list(bench.SIZES))
+        return bench.run(args.methods, models=nets, sizes=sizes, steps=4 if args.quick else 16)
     if args.task == "digits":
         models = args.models or ([8] if args.quick else [256, 1024, 4096])
         repeats = args.repeats or (2 if args.quick else 3)

@@ -136,12 +136,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     be.add_argument(
         "--task",
-        choices=("chapter", "digits", "search"),
+        choices=("chapter", "digits", "search", "models"),
         default="chapter",
         help="chapter: its MLP, six ways (default); digits: a sweep against a hand-written vmap, "
         "Optuna and hyperoptax; search: exhaustive, random, successive halving, Hyperband and "
         "Optuna (TPE + Hyperband pruner, and in batches) over one space (--models N: N "
-        "configurations, default 729)",
+        "configurations, default 729); models: an MLP, CNNs and attention trained by Flax's "
+        "tutorial loop, a hand-written vmap of a scan and jaxmom's plans (--models: runs at "
+        "once, default 1,4,16,256)",
+    )
+    be.add_argument(
+        "--nets",
+        type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+        default=None,
+        help="with --task models: comma list from mlp,cnn,cnn_bn_dropout,attention (default all)",
     )
     be.add_argument(
         "--quick", action="store_true", help="tiny sizes (models 1,64, or 8 digits runs; 2 repeats)"

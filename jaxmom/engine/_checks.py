@@ -103,9 +103,13 @@ def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
     """One run traced (no compute): the shapes of its outputs, and a fingerprint of what it
     computes (its jaxpr and constants); a clear error if the outputs are not arrays or
     ``train_fn`` does not take its arguments. ``carry``: one run's carried input, if any."""
+    check_data_leaves(data)
+    cache = (train_fn, tuple(hp_dtypes.items()), has_data, jax.config.jax_enable_x64)
+    cache += tuple(_aval(x) for x in (data, carry))
+    if cache in _TRACED:
+        return _TRACED[cache]
     hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
-    check_data_leaves(data)
     args = (hp, key, data) if has_data else (hp, key)
     args += () if carry is None else (carry,)
     call = "train_fn(hparams, key, data)" if has_data else "train_fn(hparams, key)"
@@ -134,7 +138,20 @@ def output_shapes(train_fn, hp_dtypes, data, has_data, carry=None):
         raise TypeError(f"train_fn must return a pytree of arrays, got {tree!r}")
     shapes = named_leaves(tree)
     stored = {k: jax.ShapeDtypeStruct(s.shape, _storage_dtype(s.dtype)) for k, s in shapes.items()}
-    return Traced(stored, computation(closed), primitives(closed.jaxpr))
+    traced = Traced(stored, computation(closed), primitives(closed.jaxpr))
+    if len(_TRACED) >= 32:
+        _TRACED.pop(next(iter(_TRACED)))
+    _TRACED[cache] = traced
+    return traced
+
+
+#: The traces of the last train functions: a repeated sweep traces nothing again.
+_TRACED: dict = {}
+
+
+def _aval(tree) -> tuple:
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, tuple((np.shape(x), str(np.result_type(x))) for x in leaves)
 
 
 class Traced(NamedTuple):
