@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import jax
 import numpy as np
@@ -49,11 +50,12 @@ OPTIONAL: dict[str, str] = {}
 TASK_REQUIRES = "sklearn"
 SIZES = (1, 4, 16, 256)
 LOOP_RUNS = 2
+T = TypeVar("T")
 ONE_CALL_S = 20.0
 _EVENTS = ("backend_compile", "jaxpr_trace", "jaxpr_to_mlir_module")
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
     """``(seconds running, seconds compiling, result)``: ``fn`` called twice, the second call
     (its programs cached) timed, compiling what the first took more; a first call of over
     ``ONE_CALL_S`` is not repeated: its compiling is what JAX's own compile events report."""
@@ -102,7 +104,9 @@ def _one(method: str, model, n: int, data, steps: int) -> dict:
     if method == "flax_loop":
         runs = min(n, LOOP_RUNS)
         t0 = time.perf_counter()
-        flax_loop(model, hparams(1), data, 1, 1)  # compiles the step
+        flax_loop(
+            model, hparams(1), data, 2, 1
+        )  # compiles the step (a second trace after a first step)
         once = time.perf_counter() - t0
         t0 = time.perf_counter()
         losses = flax_loop(model, hp, data, steps, runs)
@@ -112,14 +116,15 @@ def _one(method: str, model, n: int, data, steps: int) -> dict:
         row["model_steps_per_s"] = runs * steps / running
         return row
     if method == "vmap_scan":
-        running, compiling, losses = _timed(lambda: vmap_scan(model, hp, data, steps))
+        running, compiling, out = _timed(lambda: vmap_scan(model, hp, data, steps))
+        losses = np.asarray(out)
     else:
         plan = PLANS[method]
         if plan == "all devices":
             plan = {"devices": jax.device_count()}
-        out: list = []
-        running, compiling, _ = _timed(lambda: out.extend(engine(model, hp, data, steps, plan)))
-        losses, row["plan"] = out
+        running, compiling, (losses, row["plan"]) = _timed(
+            lambda: engine(model, hp, data, steps, plan)
+        )
     row.update(timed_runs=n, compile_s=compiling, losses=np.asarray(losses))
     row["model_steps_per_s"] = n * steps / running
     return row

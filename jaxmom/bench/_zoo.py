@@ -132,8 +132,9 @@ def _order(k_order, n: int, steps: int):
 
 
 def flax_loop(model, hp: dict, data, steps: int, runs: int) -> np.ndarray:
-    """The tutorial's loop, run after run: ``[runs, steps]`` losses."""
-    x, y = data
+    """The tutorial's loop, run after run: ``[runs, steps]`` losses. Its batches are NumPy
+    arrays, as a data loader gives them (an eager JAX gather a step cost milliseconds)."""
+    x, y = np.asarray(data[0]), np.asarray(data[1])
 
     out = np.zeros((runs, steps), np.float32)
     for r in range(runs):
@@ -142,7 +143,7 @@ def flax_loop(model, hp: dict, data, steps: int, runs: int) -> np.ndarray:
         opt = nnx.Optimizer(m, _TX, wrt=nnx.Param)  # one optax object: one compiled step
         opt.opt_state.hyperparams["learning_rate"][...] = hp["learning_rate"][r]
         opt.opt_state.hyperparams["momentum"][...] = hp["beta"][r]
-        order = _order(k_order, x.shape[0], steps)
+        order = np.asarray(_order(k_order, x.shape[0], steps))
         for t in range(steps):
             out[r, t] = _train_step(m, opt, x[order[t]], y[order[t]])
     return out
@@ -164,11 +165,13 @@ def _vmap_scan(model, steps: int):
         def step(carry, idx):
             params, rest, state = carry
 
-            def loss_fn(p, r):
-                m = nnx.merge(graphdef, p, r)
+            leaves, tree = jax.tree.flatten(rest)  # bare arrays: NNX makes the variables
+
+            def loss_fn(p, leaves):
+                m = nnx.merge(graphdef, p, jax.tree.unflatten(tree, leaves))
                 return jnp.mean(LOSS(m(x[idx]), y[idx])), nnx.state(m, nnx.Not(nnx.Param))
 
-            (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
+            (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, leaves)
             updates, state = opt.update(grads, state, params)
             return (optax.apply_updates(params, updates), rest, state), loss
 

@@ -151,7 +151,8 @@ _TRACED: dict = {}
 
 def _aval(tree) -> tuple:
     leaves, structure = jax.tree.flatten(tree)
-    return structure, tuple((np.shape(x), str(np.result_type(x))) for x in leaves)
+    dtypes = (x.dtype if hasattr(x, "dtype") else np.result_type(x) for x in leaves)
+    return structure, tuple((np.shape(x), str(d)) for x, d in zip(leaves, dtypes, strict=True))
 
 
 class Traced(NamedTuple):
