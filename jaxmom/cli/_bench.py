@@ -70,7 +70,7 @@ def _run_bench(bench, args) -> dict:
     if args.task == "models":
         nets = args.nets or (["mlp", "cnn"] if args.quick else list(bench.MODELS))
         sizes = args.models or ([1, 4] if args.quick else list(bench.SIZES))
-        return bench.run(args.methods, models=nets, sizes=sizes, steps=4 if args.quick else 16)
+        return bench.run(args.methods, models=nets, sizes=sizes, steps=4 if args.quick else 32)
     if args.task == "digits":
         models = args.models or ([8] if args.quick else [256, 1024, 4096])
         repeats = args.repeats or (2 if args.quick else 3)

@@ -58,7 +58,7 @@ class Runner(NamedTuple):
         def compile_fn(program, a):
             return _compile(program, a, self.options, local, sharding)
 
-        return segment_runner(self.form, self.total, self.segment_steps, compile_fn)
+        return segment_runner(self.form, self.total, self.segment_steps, compile_fn, sharding.mesh)
 
 
 def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int | None = None):
