@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -74,6 +75,14 @@ def straight_line(p, xs, ys):
     return p
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16)
@@ -85,7 +94,8 @@ def main(argv=None) -> dict:
     ys = jax.random.randint(key, (args.steps, 32), 0, 10)
     report: dict = {
         "device": str(jax.devices()[0]),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
         "jax": jax.__version__,
         "date": time.strftime("%Y-%m-%d"),
         "steps": args.steps,

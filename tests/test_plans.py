@@ -95,7 +95,8 @@ def test_segments_give_the_scan_runs(by_plan, plan):
 
 def test_the_rule_runs_a_convolution_on_a_cpu_in_segments_and_an_mlp_in_a_scan(by_plan, data):
     chosen = by_plan["None"].metadata["plan"]
-    assert (chosen["form"], chosen["vectorize"], chosen["devices"]) == ("segments", "unroll", 1)
+    assert (chosen["form"], chosen["vectorize"]) == ("segments", "unroll")
+    assert chosen["devices"] == min(jax.device_count(), 2)  # 4 runs unrolled: 2 blocks
     assert "convolution" in chosen["reason"]
     assert by_plan[str(UNROLLED)].metadata["plan"]["reason"].startswith("forced")
     mlp = jaxmom.nnx_train_fn(

@@ -93,10 +93,7 @@ def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int
                 if width not in made:
                     mesh = Mesh(np.array(devices[:width]), ("blocks",))
                     made[width] = [NamedSharding(mesh, P("blocks")), None]
-                    if work.data is not None:
-                        made[width].append(jax.device_put(work.data, NamedSharding(mesh, P())))
-                    else:
-                        made[width].append(None)
+                    made[width].append(_placed(work.data, NamedSharding(mesh, P())))
                 sharding, fn, data = made[width]
                 padded = call + [call[-1]] * (width - len(call))
                 hp, keys, carry = _inputs(padded, work)
@@ -160,6 +157,27 @@ class _Writer:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _placed(data, replicated):
+    """``data`` on every device of ``replicated``: for the same JAX arrays (immutable) the same
+    placed arrays again, so a repeated small sweep does not copy its data set every call; NumPy
+    data (which may change in place) is placed anew."""
+    if data is None:
+        return None
+    leaves = jax.tree.leaves(data)
+    if not all(isinstance(a, jax.Array) for a in leaves):
+        return jax.device_put(data, replicated)
+    key = (tuple(map(id, leaves)), replicated)
+    hit = _PLACED.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], leaves, strict=True)):
+        hit = _PLACED[key] = (leaves, jax.device_put(data, replicated))
+        while len(_PLACED) > 4:
+            _PLACED.pop(next(iter(_PLACED)))
+    return hit[1]
+
+
+_PLACED: dict = {}
 
 
 def _host_blocks(out: dict, call: list, gather: bool):

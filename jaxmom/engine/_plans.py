@@ -15,11 +15,11 @@ under any plan (its fingerprint holds the computation, not the plan). What it se
 * ``block_runs``: runs per block (a store keeps the block it was created with);
 * ``segment_steps``: steps per segment.
 
-The rule (``benchmarks/models_cpu_2core.json``, :doc:`performance`): on a CPU, a run with a
-convolution runs in segments, its runs unrolled 4 per block on one device: inside a ``while``
-loop XLA:CPU takes a slow path for a convolution's weight gradient, a vmapped convolution is
-slower per run than separate ones, and host devices compete with the convolutions' own threads.
-Everything else (and every run on an accelerator) is one ``scan``, vmapped over every device.
+The rule (``benchmarks/models_cpu_2core.json``, docs/performance.md): on a CPU, a run with a
+convolution runs in segments, its runs unrolled 4 per block (inside a ``while`` loop XLA:CPU
+takes a slow path for a convolution's weight gradient, and a vmapped convolution is slower per
+run than separate ones); everything else, and every run on an accelerator, is one ``scan``,
+vmapped. Both use every device.
 """
 
 from __future__ import annotations
@@ -125,14 +125,14 @@ def choose(plan: Plan, setting: Setting, default_block: int) -> Chosen:
     if plan.devices is not None and plan.devices > s.n_devices:
         raise ValueError(f"plan devices={plan.devices} is more than the {s.n_devices} there are")
     if conv_cpu:
-        reason = "a convolution on a CPU: segments written out, runs unrolled, one device"
+        reason = "a convolution on a CPU: segments written out, runs unrolled"
     else:
-        reason = "scan, vmapped over every device"
+        reason = "no convolution on a CPU: one scan, vmapped"
     form = plan.form or ("segments" if conv_cpu and s.segmentable else "scan")
     if plan.vectorize == "unroll" and form != "segments":
         raise ValueError("plan vectorize 'unroll' needs form 'segments' (a scan vmaps its runs)")
     vectorize = plan.vectorize or ("unroll" if conv_cpu and form == "segments" else "vmap")
-    devices = plan.devices or (1 if conv_cpu else s.n_devices)
+    devices = plan.devices or s.n_devices
     block_runs = plan.block_runs or (UNROLL_RUNS if vectorize == "unroll" else default_block)
     block_runs = min(block_runs, -(-s.runs // devices))  # every device it uses has a block
     steps = 0
