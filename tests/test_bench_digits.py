@@ -63,7 +63,7 @@ def test_a_missing_package_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch)
     from jaxmom.bench import _chapter as bench
     from jaxmom.bench import _report as report
 
-    monkeypatch.setitem(bench.REQUIRES, "torch_loop", "no_such_module_here")
+    monkeypatch.setitem(bench.OPTIONAL, "torch_loop", "no_such_module_here")
     out = tmp_path / "r.json"
     assert cli.main(["bench", "--quick", "--methods", "torch_loop", "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -1,7 +1,7 @@
 """``jaxmom bench``: jaxmom beside what users would pick instead, timed in one run, with the
 device's own matmul peak. One module a task (``chapter``, ``digits``, ``search``, ``models``),
-each with ``METHODS``, ``run``, ``table``, ``plot`` and ``write``. Never imported by
-``import jaxmom``."""
+each with ``METHODS``, ``OPTIONAL`` (method: the package it needs), ``run``, ``table``,
+``plot`` and ``write``. Never imported by ``import jaxmom``."""
 
 from jaxmom.bench import _chapter as chapter
 from jaxmom.bench import _digits as digits
@@ -11,6 +11,9 @@ from jaxmom.bench._peak import Peak as Peak
 from jaxmom.bench._peak import cpu_theoretical as cpu_theoretical
 from jaxmom.bench._report import (
     INSTALL as INSTALL,
+)
+from jaxmom.bench._report import (
+    check_methods as check_methods,
 )
 from jaxmom.bench._report import (
     device_info as device_info,

@@ -98,7 +98,7 @@ def flops_per_model_step(params, order, data) -> float:
 
 
 #: The optional package each peer needs (the other methods need only jaxmom's dependencies).
-REQUIRES = {"torch_loop": "torch", "torch_func_vmap": "torch"}
+OPTIONAL = {"torch_loop": "torch", "torch_func_vmap": "torch"}  # method: the package it needs
 
 
 def run(
@@ -121,12 +121,12 @@ def run(
     models = sorted({int(m) for m in models})
     if not models or models[0] < 1:
         raise ValueError(f"models must be positive integers, got {models}")
-    check_methods(methods)
+    _report.check_methods(methods, METHODS)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     say = log or (lambda s: None)
     torch_ver = torch_version()
-    methods, skipped = installed(methods, REQUIRES, say)
+    methods, skipped = installed(methods, OPTIONAL, say)
 
     params, order, data = task()
     steps = int(order.indices.shape[0])
@@ -237,15 +237,6 @@ def table(report: dict) -> str:
         for r in report["rows"]
     ]
     return markdown(header, rows, report["ratios"])
-
-
-def check_methods(methods: Sequence[str]) -> None:
-    _report.check_methods(methods, METHODS)
-
-
-def missing(methods: Sequence[str]) -> dict[str, str]:
-    """``{method: package}`` for each of ``methods`` whose optional package is not installed."""
-    return _report.missing(methods, REQUIRES)
 
 
 def plot(report: dict, path: str | os.PathLike) -> Path:

@@ -197,15 +197,6 @@ def flops_per_model_step() -> float:
     return bench.compiled_flops(_optax_step().lower(*args))
 
 
-def check_methods(methods: Sequence[str]) -> None:
-    bench.check_methods(methods, METHODS)
-
-
-def missing(methods: Sequence[str]) -> dict[str, str]:
-    """``{method: package}`` for each of ``methods`` whose optional package is not installed."""
-    return bench.missing(methods, OPTIONAL)
-
-
 def run(
     models: Sequence[int] = (256, 1024, 4096),
     methods: Sequence[str] = METHODS,
@@ -215,7 +206,7 @@ def run(
     log: Callable[[str], None] | None = print,
 ) -> dict:
     """Times ``methods`` on the digits task at each number of runs in ``models``."""
-    check_methods(methods)
+    bench.check_methods(methods, METHODS)
     sizes = sorted({int(m) for m in models})
     for n in sizes:
         grid(n)

@@ -203,14 +203,6 @@ def _ratios(rows: list[dict]) -> dict:
     return out
 
 
-def check_methods(methods: Sequence[str]) -> None:
-    bench.check_methods(methods, METHODS)
-
-
-def missing(methods: Sequence[str]) -> dict[str, str]:
-    return bench.missing(methods, OPTIONAL)
-
-
 def table(report: dict) -> str:
     """The report's rows as a Markdown table, and its ratios."""
     header = ["model", "runs", "method", "model-steps/s", "compile s", "plan", "max rel diff"]

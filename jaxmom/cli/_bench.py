@@ -3,7 +3,7 @@ or a search, its peers checked before anything runs, one line for a fault."""
 
 from __future__ import annotations
 
-from jaxmom.bench import INSTALL, TASKS, missing
+from jaxmom.bench import INSTALL, TASKS, check_methods, missing
 from jaxmom.cli._commands import check_paths, fail, setup_devices
 
 
@@ -12,7 +12,7 @@ def bench(args, parser) -> int:
     chosen = args.methods is not None
     args.methods = list(bench.METHODS) if args.methods is None else args.methods
     try:
-        bench.check_methods(args.methods)
+        check_methods(args.methods, bench.METHODS)
     except ValueError as e:
         parser.error(str(e))
     if not args.methods:
@@ -22,7 +22,7 @@ def bench(args, parser) -> int:
             parser,
             f"--task {args.task} needs scikit-learn, which is not installed: {INSTALL['sklearn']}",
         )
-    absent = bench.missing(args.methods)
+    absent = missing(args.methods, bench.OPTIONAL)
     if absent and chosen:  # asked for by name: say so, rather than print an empty table
         method, package = next(iter(absent.items()))
         hint = INSTALL.get(package, f"pip install {package}")
