@@ -1,6 +1,6 @@
 """A sweep's plan (how its steps run) never changes its runs: a conv model with BatchNorm and
 Dropout gives the same outputs as one scan, in segments written out (runs unrolled or vmapped,
-with a remainder segment), under grid, trial and halving sweeps; a store resumes under another
+with a remainder segment), under grid and halving sweeps; a store resumes under another
 plan; the rule picks segments for a convolution on a CPU and a scan for an MLP; a device is
 never given a copy of another's work; a repeated sweep compiles nothing; bad plans are refused
 before any compute."""
