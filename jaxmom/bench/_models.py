@@ -24,6 +24,7 @@ runs: it shows that every method did the same work).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -81,9 +82,9 @@ def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
 
 
 _COMPILING: list[float] = []
-_LISTENING: list[bool] = []
 
 
+@functools.cache
 def _listen() -> None:
     """Registers, once a process, a listener of JAX's compile events into ``_COMPILING`` (jax
     0.8 cannot unregister one)."""
@@ -92,9 +93,7 @@ def _listen() -> None:
         if any(e in event for e in _EVENTS):
             _COMPILING.append(duration_secs)
 
-    if not _LISTENING:
-        jax.monitoring.register_event_duration_secs_listener(listen)
-        _LISTENING.append(True)
+    jax.monitoring.register_event_duration_secs_listener(listen)
 
 
 def engine(model, hp: dict, data, steps: int, plan) -> tuple[np.ndarray, dict]:
@@ -103,15 +102,11 @@ def engine(model, hp: dict, data, steps: int, plan) -> tuple[np.ndarray, dict]:
     return np.asarray(res["step_losses"])[:, 0], res.metadata["plan"]
 
 
-_FNS: dict = {}
-
-
+@functools.cache
 def _train_fn(model, steps: int):
     """One train function per model and steps, so a sweep repeated reuses its programs."""
-    if (model, steps) not in _FNS:
-        task = nnx_task(model, LOSS, optimizer, batch_size=BATCH)
-        _FNS[model, steps] = task.train_fn(steps, record_every=1)
-    return _FNS[model, steps]
+    task = nnx_task(model, LOSS, optimizer, batch_size=BATCH)
+    return task.train_fn(steps, record_every=1)
 
 
 def _one(method: str, model, n: int, data, steps: int) -> dict:
@@ -140,7 +135,7 @@ def _one(method: str, model, n: int, data, steps: int) -> dict:
         running, compiling, (losses, row["plan"]) = _timed(
             lambda: engine(model, hp, data, steps, plan)
         )
-    row.update(timed_runs=n, compile_s=compiling, losses=np.asarray(losses))
+    row.update(timed_runs=n, compile_s=compiling, losses=losses)
     row["model_steps_per_s"] = n * steps / running
     return row
 
@@ -179,7 +174,7 @@ def run(
                 say(
                     f"{name:15s} {n:4d} runs  {method:24s} {row['model_steps_per_s']:9.0f} "
                     f"model-steps/s  compile {row['compile_s']:5.1f} s"
-                    + (f"  plan: {_describe(row['plan'])}" if "plan" in row else "")
+                    + (f"  plan: {row['plan']['label']}" if "plan" in row else "")
                 )
     task = {
         "data": "sklearn digits, the first 1024 images (8x8x1), batch 32",
@@ -189,11 +184,6 @@ def run(
         "hyperparameters": "beta 0.9, learning rates log-spaced in [0.01, 0.1], seed 0",
     }
     return bench.report(FORMAT, task, rows, _ratios(rows), skipped)
-
-
-def _describe(plan: dict) -> str:
-    form = "scan" if plan["form"] == "scan" else f"segments of {plan['segment_steps']}"
-    return f"{form}, {plan['block_runs']} {plan['vectorize']}, {plan['devices']} dev"
 
 
 def _ratios(rows: list[dict]) -> dict:
@@ -223,7 +213,7 @@ def table(report: dict) -> str:
             r["method"],
             f"{r['model_steps_per_s']:,.0f}",
             f"{r['compile_s']:.1f}",
-            _describe(r["plan"]) if "plan" in r else "",
+            r["plan"]["label"] if "plan" in r else "",
             f"{r['max_relative_difference']:.1e}",
         ]
         for r in report["rows"]

@@ -62,9 +62,9 @@ class Runner(NamedTuple):
 
 
 def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int | None = None):
-    """Runs every block of ``work`` not done, one per device per call, on ``n_devices`` of the
-    devices (all by default; never more than there are blocks), while the results of the call
-    before are copied out: into ``sink`` (a :class:`jaxmom.results.Store`, written by a
+    """Runs every block of ``work`` not done, one per device per call, on the first
+    ``n_devices`` devices (all by default), while the results of the call before are copied
+    out: into ``sink`` (a :class:`jaxmom.results.Store`, written by a
     background thread at most two calls behind) or, when ``sink`` is a dict of ``[points,
     seeds, ...]`` arrays, into it. In one process a last call with fewer blocks than devices
     runs on fewer devices (a second compile) rather than give one a copy of another's work.
@@ -76,9 +76,7 @@ def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int
     m, k = block
     n_points, n_seeds = work.points.n, len(seeds)
     pending = [tuple(b) for b in np.argwhere(~done)]
-    devices = jax.devices()
-    if jax.process_count() == 1:
-        devices = devices[: max(1, min(n_devices or len(devices), len(pending)))]
+    devices = jax.devices()[: n_devices or None]
     calls = [pending[i : i + len(devices)] for i in range(0, len(pending), len(devices))]
     total = n_points * n_seeds
     bar = _bar(progress, total, total - _runs(pending, block, n_points, n_seeds))
@@ -168,9 +166,9 @@ def _placed(data, replicated):
     leaves = jax.tree.leaves(data)
     if not all(isinstance(a, jax.Array) for a in leaves):
         return jax.device_put(data, replicated)
-    key = (tuple(map(id, leaves)), replicated)
+    key = (tuple(map(id, leaves)), replicated)  # the entry keeps its leaves, so ids stay theirs
     hit = _PLACED.get(key)
-    if hit is None or any(a is not b for a, b in zip(hit[0], leaves, strict=True)):
+    if hit is None:
         hit = _PLACED[key] = (leaves, jax.device_put(data, replicated))
         while len(_PLACED) > 4:
             _PLACED.pop(next(iter(_PLACED)))

@@ -299,27 +299,19 @@ def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):
     the stored ``state`` (of the types of ``like``), advanced ``steps`` steps. PRNG keys are
     stored as their key data, and every leaf goes back in its own dtype."""
 
+    def init(hp, key, data, carry):
+        return jax.tree.map(_restore, like, carry) if resume else task.init(hp, key, data)
+
+    def finish(state, hp, data):
+        return {"state": jax.tree.map(_storable, state), "metrics": task.evaluate(state, hp, data)}
+
     def fn(hp, key, *args):
         data = args[0] if has_data else None
-        if resume:
-            state = jax.tree.map(_restore, like, args[-1])
-        else:
-            state = task.init(hp, key, data)
-        state = task.advance(state, hp, data, steps)
-        return {"state": jax.tree.map(_storable, state), "metrics": task.evaluate(state, hp, data)}
+        state = init(hp, key, data, args[-1] if resume else None)
+        return finish(task.advance(state, hp, data, steps), hp, data)
 
     fn.__qualname__ = f"halving rung of {steps} steps"
     if task.segment is not None:
-
-        def init(hp, key, data, carry):
-            return jax.tree.map(_restore, like, carry) if resume else task.init(hp, key, data)
-
-        def finish(state, hp, data):
-            return {
-                "state": jax.tree.map(_storable, state),
-                "metrics": task.evaluate(state, hp, data),
-            }
-
         fn.segments = Segments(init, task.segment, finish, lambda data: steps)  # type: ignore[attr-defined]
     return fn
 

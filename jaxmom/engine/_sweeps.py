@@ -239,7 +239,10 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
     try:
         shape = n_blocks(n_points, n_seeds, block)
         done = store.done() if store is not None else np.zeros(shape, bool)
+        # never more devices than blocks to run: a device left without one would compute a
+        # copy of another's (in one process; processes share every call)
         used = min(plan.devices, max(1, int((~done).sum())))
+        used = used if jax.process_count() == 1 else jax.device_count()
         plan = plan._replace(block_runs=block[0] * block[1], devices=used)
         sink: Any = store
         if store is None:
@@ -252,11 +255,10 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
             sink["diverged"] = np.zeros((n_points, n_seeds), bool)
         work = Work(points, seeds, o.data, o.carry, block, done)
         t0 = time.perf_counter()
-        runner = Runner(block_program(train_fn, has_data, has_carry), options=o.compiler_options)
-        if plan.form == "segments":
-            form = SegmentForm(segments, has_data, has_carry, plan.vectorize)
-            runner = runner._replace(form=form, total=setting.steps)
-            runner = runner._replace(segment_steps=plan.segment_steps)
+        segmented = plan.form == "segments"
+        form = SegmentForm(segments, has_data, has_carry, plan.vectorize) if segmented else None
+        program = block_program(train_fn, has_data, has_carry)
+        runner = Runner(program, form, setting.steps, plan.segment_steps, o.compiler_options)
         label = o.progress and f"sweep ({plan.describe()})"
         waited, busy = run_blocks(runner, work, sink, label, check, plan.devices)
         wall = time.perf_counter() - t0
@@ -278,7 +280,7 @@ def run_sweep(train_fn: Callable, points: Points, seeds, options: Options) -> Sw
         settings=settings,
         computation=computation,
         wall_seconds=wall,
-        plan=plan._asdict(),
+        plan=dict(plan._asdict(), label=plan.describe()),
         write_wait_seconds=waited,
         writer_busy_seconds=busy,
     )

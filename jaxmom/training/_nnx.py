@@ -212,18 +212,19 @@ class NNXTask(Task):
 def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params: bool):
     task_run: Callable = task.run  # type: ignore[assignment]
 
-    def train_fn(hp, key, data):
-        n = _check_data(data, 1)[0].shape[0]
-        total = steps if epochs is None else epochs * task.steps_per_epoch(n)
-        state, step_losses, counts = task.run(task.init(hp, key, data), hp, data, total)
-        return _outputs(state, hp, data, step_losses, counts)
-
     def n_steps(n):
         return steps if epochs is None else epochs * task.steps_per_epoch(n)
 
+    def total_steps(data):
+        return n_steps(_check_data(data, 1)[0].shape[0])
+
+    def train_fn(hp, key, data):
+        start = task.init(hp, key, data)
+        state, step_losses, counts = task_run(start, hp, data, total_steps(data))
+        return _outputs(state, hp, data, step_losses, counts)
+
     def seg_init(hp, key, data, carry):
-        total = n_steps(_check_data(data, 1)[0].shape[0])
-        zeros = jnp.zeros((total,), jnp.float32)
+        zeros = jnp.zeros((total_steps(data),), jnp.float32)
         return dict(run=task.init(hp, key, data), losses=zeros, counts=zeros)
 
     def seg_advance(state, hp, data, steps: int):
@@ -245,9 +246,6 @@ def _nnx_train_fn(task: NNXTask, steps, epochs, record_every: int, return_params
         if return_params:
             out["params"] = state["params"].to_pure_dict()
         return out
-
-    def total_steps(data):
-        return n_steps(_check_data(data, 1)[0].shape[0])
 
     train_fn.steps = n_steps  # type: ignore[attr-defined]
     train_fn.segments = Segments(seg_init, seg_advance, seg_finish, total_steps)  # type: ignore[attr-defined]
