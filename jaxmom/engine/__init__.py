@@ -5,10 +5,12 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 - :func:`sample`, :func:`product` and the spaces (:class:`Uniform`, :class:`LogUniform`,
   :class:`IntUniform`, :class:`Choice`): random and quasi-random search.
 - :func:`halving_sweep`: successive halving and Hyperband over a :class:`jaxmom.Task`.
+- :func:`asha_sweep`: asynchronous successive halving on a pool of lanes, one compiled program.
 - :func:`optuna_sweep`: an Optuna study's sampler, asked and told in vectorized batches.
 - :class:`Plan`: how a sweep's steps run (one scan or segments, vmapped or unrolled, devices).
 """
 
+from jaxmom.engine._asha import asha_sweep as asha_sweep
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
     check_halving_size as check_halving_size,
@@ -54,6 +56,7 @@ __all__ = (
     "Plan",
     "SweepTooLarge",
     "Uniform",
+    "asha_sweep",
     "grid_sweep",
     "halving_sweep",
     "optuna_sweep",

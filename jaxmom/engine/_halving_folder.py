@@ -1,5 +1,6 @@
-"""A halving sweep's folder: ``halving.json`` says which sweep it holds, each rung is a store
-(``b{bracket}_r{rung}.zarr``) that checks its own identity on resume."""
+"""A search's folder: a mark file says which search it holds. A halving sweep's
+(``halving.json``) holds a store per rung (``b{bracket}_r{rung}.zarr``) that checks its own
+identity on resume; a search on the lane pool's (``search.json``) its checkpoints."""
 
 from __future__ import annotations
 
@@ -43,10 +44,11 @@ def rung_stores(path: Path) -> list[Path] | None:
     return stores if stores or (path / MARK).is_file() else None
 
 
-def claim(path: Path, record: dict) -> None:
-    """Writes ``halving.json``, or checks that the one there holds the same sweep."""
+def claim(path: Path, record: dict, mark_name: str = MARK, what: str = "a halving sweep") -> None:
+    """Writes the mark (``halving.json``), or checks that the one there holds the same
+    search (``what`` names it in errors)."""
 
-    mark = path / MARK
+    mark = path / mark_name
     if mark.is_file():
         try:
             held = json.loads(mark.read_text())
@@ -54,17 +56,17 @@ def claim(path: Path, record: dict) -> None:
                 raise ValueError(f"a JSON {type(held).__name__}, not an object")
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(
-                f"{str(mark)!r} is damaged ({e}): delete that file and run the same call; the "
-                "rungs' stores are kept, and each checks on resume that it holds this sweep"
+                f"{str(mark)!r} is damaged ({e}): delete that file and run the same call; what "
+                f"the folder holds is kept, and checked on resume to be {what}'s"
             ) from None
         differ = [k for k in record if held.get(k) != json.loads(json.dumps(record[k]))]
         if differ:
             raise ValueError(
-                f"{str(path)!r} holds a halving sweep with other settings (differing: "
+                f"{str(path)!r} holds {what} with other settings (differing: "
                 f"{', '.join(differ)}); use another path, or delete it to start over"
             )
         return
     path.mkdir(exist_ok=True)
-    tmp = path / PARTIAL
+    tmp = path / f".{mark_name}.partial"
     tmp.write_text(json.dumps(record))
     os.replace(tmp, mark)

@@ -30,7 +30,8 @@ class SegmentForm(NamedTuple):
 
 
 def _each(form: SegmentForm, mesh, fn, data, hp, seeds, *per_run):
-    """``fn(h, seed, data, *run_leaves)`` for every run of the blocks: ``hp`` ``{name: [D, m]}``,
+    """``fn(h, seed, data, *run_leaves)`` for every run of the blocks: ``hp`` ``{name: [D, m]}``
+    (any pytree of ``[D, m]`` leaves),
     ``seeds`` ``[D, k]``, ``per_run`` pytrees ``[D, k, m, ...]``; gives ``[D, k, m, ...]``.
     ``"vmap"``: vmapped over the blocks, seeds and points. ``"unroll"``: each device's block
     (``shard_map`` over ``mesh``) with its runs written out, nothing vmapped (even a vmap of
@@ -38,7 +39,7 @@ def _each(form: SegmentForm, mesh, fn, data, hp, seeds, *per_run):
     if form.vectorize == "vmap":
 
         def device(hp_d, seeds_d, *pr):
-            k, m = seeds_d.shape[0], (next(iter(hp_d.values())).shape[0] if hp_d else 1)
+            k, m = seeds_d.shape[0], _width(hp_d, 0)
 
             def per_seed(s, *p):
                 return jax.vmap(lambda h, *q: fn(h, s, data, *q), axis_size=m)(hp_d, *p)
@@ -48,12 +49,12 @@ def _each(form: SegmentForm, mesh, fn, data, hp, seeds, *per_run):
         return jax.vmap(device)(hp, seeds, *per_run)
 
     def block(data, hp_b, seeds_b, *pr):  # one device's block, [1, ...]
-        k, m = seeds_b.shape[1], (next(iter(hp_b.values())).shape[1] if hp_b else 1)
+        k, m = seeds_b.shape[1], _width(hp_b, 1)
         rows = []
         for i in range(k):
             cols = []
             for j in range(m):
-                h = {n: v[0, j] for n, v in hp_b.items()}
+                h = jax.tree.map(lambda v, j=j: v[0, j], hp_b)
                 run = jax.tree.map(lambda a, i=i, j=j: a[0, i, j], pr)
                 cols.append(fn(h, seeds_b[0, i], data, *run))
             rows.append(jax.tree.map(lambda *a: jnp.stack(a), *cols))
@@ -62,6 +63,12 @@ def _each(form: SegmentForm, mesh, fn, data, hp, seeds, *per_run):
     specs = (P(), P("blocks"), P("blocks"), *(P("blocks") for _ in per_run))
     mapped = jax.shard_map(block, mesh=mesh, in_specs=specs, out_specs=P("blocks"))
     return mapped(data, hp, seeds, *per_run)
+
+
+def _width(hp, axis: int) -> int:
+    """The points of a block: the length of ``axis`` of ``hp``'s leaves (1 without any)."""
+    leaves = jax.tree.leaves(hp)
+    return leaves[0].shape[axis] if leaves else 1
 
 
 @functools.lru_cache(maxsize=32)

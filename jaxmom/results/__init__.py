@@ -10,6 +10,7 @@ from jaxmom.results._lock import Lock as Lock
 from jaxmom.results._metric import metric_mode as metric_mode
 from jaxmom.results._points import Points as Points
 from jaxmom.results._result import SweepResult as SweepResult
+from jaxmom.results._store import CANNOT_WRITE as CANNOT_WRITE
 from jaxmom.results._store import Store as Store
 from jaxmom.results._store import check_store_path as check_store_path
 

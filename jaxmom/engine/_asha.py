@@ -1,0 +1,317 @@
+"""Asynchronous successive halving (ASHA) on the lane pool: one compiled program for a whole
+search, results after every segment.
+
+Every device holds a fixed pool of lanes; a trial (a configuration with all its seeds) takes one
+lane per seed. One compiled program advances every lane a segment of steps and evaluates it,
+and starts new trials in freed lanes from ``task.init`` inside the same program. Between
+segments the host decides: a trial that reaches a rung (``min_steps * eta**i``, up to
+``max_steps``) goes on if it is in the best ``1/eta`` of the trials that have reached that rung
+so far (:mod:`jaxmom.engine._asha_rule`), else its lanes take the next trial. Nobody waits for a
+rung to fill, so the lanes stay busy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from jaxmom.common import check_positive_int, check_settings
+from jaxmom.engine import _lanes_store as folder
+from jaxmom.engine._asha_rule import OUTCOMES, Decisions
+from jaxmom.engine._checks import check_finite_names, check_seeds, check_trials, output_shapes
+from jaxmom.engine._halving import rung_steps
+from jaxmom.engine._lanes import Search
+from jaxmom.engine._plans import STEP_COPIES, UNROLL_RUNS, Plan, Setting, check_plan, choose
+from jaxmom.engine._pool import Pool, PoolSpec
+from jaxmom.engine._spaces import METHODS, check_space, sample
+from jaxmom.engine._sweeps import _fingerprint
+from jaxmom.results import Points, SweepResult, metric_mode
+from jaxmom.training import Task
+
+#: Lanes per device when ``lanes=None``, before the pool is fitted to the search.
+DEFAULT_LANES = {"cpu": 64}
+ACCELERATOR_LANES = 1024
+#: Seconds between checkpoints of a search with ``out=`` (and one at the end).
+CHECKPOINT_SECONDS = 2.0
+
+
+def asha_sweep(
+    task: Task,
+    space: Mapping | None,
+    n_trials: int,
+    seeds: Sequence[int] = (0,),
+    *,
+    data=None,
+    min_steps: int,
+    max_steps: int,
+    eta: int = 3,
+    metric: str,
+    mode: str | None = None,
+    sampler: str | Mapping = "random",
+    seed: int = 0,
+    lanes: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], object] | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
+) -> SweepResult:
+    """Asynchronous successive halving over ``n_trials`` trials, as one compiled program.
+
+    Args:
+      task: a :class:`jaxmom.Task` (e.g. :func:`jaxmom.nnx_task`).
+      space: name -> :class:`jaxmom.Uniform`, :class:`jaxmom.LogUniform`, ... ; ``None`` when
+        ``sampler`` is a table.
+      n_trials: the trials started, in the sampler's order.
+      seeds: the seeds every trial runs with (seed ``s`` with ``jax.random.key(s)``, as
+        :func:`jaxmom.trial_sweep`); a trial is ranked by its metric's mean over them.
+      data: passed to the task's functions.
+      min_steps, max_steps: the first rung's steps and the last's; the rungs are
+        ``min_steps * eta**i`` below ``max_steps``, then ``max_steps``.
+      eta: a trial goes on from a rung if it is in the best ``1/eta`` of those that reached
+        that rung before it (itself included; the first ones go on if they are the best yet).
+      metric: a scalar output of ``task.evaluate`` that ranks the trials.
+      mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
+      sampler: ``"random"``, ``"sobol"`` or ``"halton"`` (:func:`jaxmom.sample` of ``space``
+        with ``seed``), or a table of trials (name -> values), taken in order.
+      seed: the sampler's seed.
+      lanes: runs per device (a trial takes one per seed); ``None`` fits the pool to the
+        search, at most 64 a CPU device and 1,024 an accelerator.
+      out: a folder: the search is checkpointed there every few seconds and at the end, and
+        the same call resumes it to the same bits after a kill at any moment.
+      progress: a progress bar of the trials decided, with the best so far.
+      callback: called with each decision, a dict: ``trial``, ``rung``, ``steps``,
+        ``values`` (per seed), ``outcome`` (``"promoted"``, ``"stopped"``, ``"finished"``,
+        ``"diverged"``), ``model_steps`` and ``seconds`` (of the search so far).
+      check_finite: the outputs whose non-finite values stop a trial at once (diverged);
+        ``None``: every floating output.
+      settings: a JSON-able record kept in the result's metadata and checked on resume.
+      plan: how the steps run (see :class:`jaxmom.Plan`): ``form``, ``vectorize``,
+        ``devices`` and ``segment_steps`` (a divisor of ``min_steps``) apply.
+
+    Returns:
+      A :class:`jaxmom.SweepResult` over ``trial``: ``res[name]`` holds ``evaluate``'s outputs
+      at ``max_steps`` for the trials that got there, NaN for the others. ``res.rungs``:
+      ``steps`` [rungs]; ``metric`` [trial, rung, seed] (NaN where not reached);
+      ``outcome`` [trial, rung] (codes of ``res.rungs["outcomes"]``); ``decided_at`` and
+      ``order`` [trial, rung] (the search's model-steps at the decision, and the arrival's
+      place at its rung); ``reached`` and ``started_at`` [trial]. ``res.trace`` [segments,
+      4]: seconds, model-steps, best value so far and its trial, after every segment.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxmom
+      >>> def init(hp, key, data):
+      ...     return {"x": jnp.float32(1.0), "v": jnp.float32(0.0)}
+      >>> def advance(s, hp, data, steps):  # heavy ball on f(x) = x**2 / 2
+      ...     def step(s, _):
+      ...         v = hp["beta"] * s["v"] + s["x"]
+      ...         return {"x": s["x"] - 0.1 * v, "v": v}, None
+      ...     return jax.lax.scan(step, s, None, length=steps)[0]
+      >>> task = jaxmom.Task(init, advance, lambda s, hp, data: {"loss": s["x"] ** 2})
+      >>> res = jaxmom.asha_sweep(task, {"beta": jaxmom.Uniform(0.0, 0.9)}, 9, min_steps=4,
+      ...                         max_steps=36, metric="loss", progress=False)
+      >>> int((res.rungs["reached"] == 36).sum()) < 9  # not every trial trained to the end
+      True
+    """
+    t0 = time.perf_counter()
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a jaxmom.Task (e.g. jaxmom.nnx_task), got {task!r}")
+    if jax.process_count() > 1:
+        raise ValueError("asha_sweep runs in one process, on its devices: start it in one")
+    n_trials = check_positive_int(n_trials, "n_trials")
+    table, sampling = _trials(space, n_trials, sampler, seed)
+    seeds = check_seeds(seeds)
+    min_steps = check_positive_int(min_steps, "min_steps")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    eta = check_positive_int(eta, "eta", minimum=2)
+    if max_steps < min_steps:
+        raise ValueError(f"max_steps={max_steps} must be >= min_steps={min_steps}")
+    mode = metric_mode(metric, mode)
+    if lanes is not None:
+        lanes = check_positive_int(lanes, "lanes")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    user = check_settings(settings)
+    forced = check_plan(plan)
+    rungs = rung_steps(min_steps, max_steps, eta)
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
+    traced = output_shapes(task.train_fn(min_steps), hp_dtypes, data, data is not None)
+    scalars = [k for k, s in traced.shapes.items() if s.shape == ()]
+    if metric not in scalars:
+        raise ValueError(
+            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
+        )
+    check = check_finite_names(check_finite, traced.shapes)
+    spec, chosen, slots = _layout(task, forced, traced, len(seeds), n_trials, rungs, eta, lanes)
+    spec = spec._replace(has_data=data is not None)
+    record = dict(
+        sampler=sampling,
+        n_trials=n_trials,
+        seeds=seeds.tolist(),
+        rungs=rungs,
+        eta=eta,
+        metric=metric,
+        mode=mode,
+        slots=slots,
+        devices=chosen.devices,
+        segment_steps=spec.steps,
+        form=[spec.form, spec.vectorize],
+        computation=traced.computation,
+        data=_fingerprint(data),
+        settings=user,
+    )
+    path = None if out is None else folder.open_search(out, record)
+
+    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices)
+    pool.load(pool.zeros(slots))
+    sign = -1.0 if mode == "max" else 1.0
+    decisions = Decisions(n_trials, rungs, len(seeds), eta, sign)
+    search = Search(pool, table, decisions, metric, check, traced.shapes)
+    search.t0 = t0
+    saved = None if path is None else folder.load(path)
+    if saved is not None:
+        search.load(saved)
+        leaves = [saved[f"pool/{i}"] for i in range(len(jax.tree.leaves(pool.zeros(1))))]
+        pool.load(jax.tree.unflatten(jax.tree.structure(pool.zeros(1)), leaves))
+    label = f"asha ({pool.capacity} x {len(seeds)} lanes, {chosen.describe()})"
+    bar = _bar(progress, n_trials, search, label)
+    search.events = callback
+    if bar is not None:
+        search.on_decision = lambda t: _tick(bar, search)
+    last = [time.perf_counter()]
+
+    def checkpoint(force: bool = False):
+        if path is not None and (force or time.perf_counter() - last[0] >= CHECKPOINT_SECONDS):
+            arrays = search.arrays()
+            for i, a in enumerate(jax.tree.leaves(pool.host_state())):
+                arrays[f"pool/{i}"] = a
+            folder.save(path, arrays, search.counters["model_steps"])
+            last[0] = time.perf_counter()
+
+    try:
+        if not search.done:
+            search.run(checkpoint)
+            checkpoint(force=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    c = search.counters
+    meta = dict(
+        settings=dict(record, computation=None, user=user),
+        asha=True,
+        wall_seconds=time.perf_counter() - t0,
+        pool=dict(
+            slots=pool.slots,
+            lanes_per_slot=len(seeds),
+            devices=chosen.devices,
+            segment_steps=spec.steps,
+            segments=c["segments"],
+            busy=c["busy"] / max(1, c["computed"]),
+            model_steps=c["model_steps"],
+        ),
+        plan=dict(chosen._asdict(), label=chosen.describe()),
+    )
+    points = Points.table(table)
+    res = SweepResult(
+        points.axes,
+        seeds,
+        search.final,
+        search.diverged,
+        np.ones_like(search.diverged),
+        meta,
+        trials=table,
+    )
+    d = search.dec
+    res.rungs = {"steps": np.array(rungs), **{k: getattr(d, k) for k in d.FIELDS}}
+    res.rungs["outcomes"] = OUTCOMES
+    res.trace = np.array(search.trace, np.float64).reshape(-1, 4)
+    return res
+
+
+def _trials(space, n_trials: int, sampler, seed) -> tuple[dict, object]:
+    """The table of the trials to start, and what the store records of the sampler."""
+    if isinstance(sampler, Mapping):
+        if space is not None:
+            raise ValueError("give space=None with a table as sampler: the table is the trials")
+        table = check_trials(sampler)
+        n = len(next(iter(table.values())))
+        if n < n_trials:
+            raise ValueError(f"n_trials={n_trials} is more than the sampler table's {n} trials")
+        table = {k: v[:n_trials] for k, v in table.items()}
+        return table, Points.table(table).spec()["trials"]
+    if not isinstance(sampler, str) or sampler not in METHODS:
+        raise ValueError(f"sampler must be one of {METHODS} or a table of trials, got {sampler!r}")
+    check_space(space)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+    table = sample(space, n_trials, method=sampler, seed=seed)
+    return table, dict(method=sampler, seed=int(seed), space={k: repr(v) for k, v in space.items()})
+
+
+def _layout(task, forced, traced, k: int, n_trials: int, rungs: list, eta: int, lanes):
+    """The pool's program (a :class:`PoolSpec`), the plan and the slots per device."""
+    platform = jax.default_backend()
+    setting = Setting(
+        segmentable=task.segment is not None,
+        convolution="conv_general_dilated" in traced.primitives,
+        platform=platform,
+        n_devices=jax.device_count(),
+        steps=rungs[-1],
+        runs=n_trials * k,
+    )
+    chosen = choose(forced, setting, 1)
+    unrolled = chosen.vectorize == "unroll"
+    cap = lanes or (UNROLL_RUNS if unrolled else DEFAULT_LANES.get(platform, ACCELERATOR_LANES))
+    per_device = max(1, cap // k)
+    budget = rungs[0]
+    if chosen.form == "segments":
+        budget = max(1, STEP_COPIES // (per_device * k if unrolled else 1))
+    steps = forced.segment_steps or max(d for d in range(1, budget + 1) if rungs[0] % d == 0)
+    if rungs[0] % steps:
+        raise ValueError(f"plan segment_steps={steps} must divide min_steps={rungs[0]}")
+    if lanes is None:
+        per_device = min(per_device, _fit(n_trials, rungs, steps, eta, chosen.devices))
+    chosen = chosen._replace(block_runs=per_device * k, segment_steps=steps)
+    spec = PoolSpec(task, steps, rungs[-1] % steps, chosen.form, chosen.vectorize, False)
+    return spec, chosen, per_device
+
+
+def _fit(n: int, rungs: list, steps: int, eta: int, devices: int) -> int:
+    """Slots per device that keep a search's lanes busy: the expected work of ASHA in
+    slot-segments over eight times the segments of one whole run (the tail, where the last
+    trials promoted run to the end while the other lanes idle, is then at most about an
+    eighth), rounded down to a power of two per device. On a CPU a lane costs about the same
+    in a small pool as in a large one (``benchmarks/NOTES.md``), so a small pool loses no
+    speed."""
+    work, before = 0.0, 0
+    for i, r in enumerate(rungs):
+        work += n * eta**-i * math.ceil((r - before) / steps)
+        before = r
+    want = work / (8 * math.ceil(rungs[-1] / steps)) / devices
+    return 1 << max(0, math.floor(math.log2(max(want, 1.0))))
+
+
+def _bar(progress, total: int, search: Search, label: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    done = int((search.dec.outcome >= 2).any(-1).sum())
+    return tqdm(total=total, initial=done, unit="trial", desc=label, smoothing=0.1)
+
+
+def _tick(bar, search: Search) -> None:
+    bar.update(1)
+    best = search.dec.best()
+    if best is not None:
+        bar.set_postfix_str(f"best {best[0]:.4g} (trial {best[1]}, rung {best[2]})", refresh=False)
