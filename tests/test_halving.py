@@ -287,3 +287,24 @@ def test_halving_on_four_devices_gives_the_one_device_runs(tmp_path, halved):
     done = halved.rungs["reached"] == 36
     np.testing.assert_allclose(got[done], halved["w"][done], rtol=1e-6)
     assert (np.isnan(got[~done])).all()
+
+
+def test_halving_and_hyperband_run_on_one_pool_program(data, halved, tmp_path):
+    """In memory, every rung and bracket runs the lane pool's one program: a repeated call
+    compiles nothing, Hyperband's three brackets at most one program, and the decisions are
+    those of the rung stores (out=), which run each rung as a sweep of its own."""
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None
+    )
+    kw = dict(seeds=[0, 1], data=data, min_steps=4, max_steps=36, metric="loss", progress=False)
+    again = jaxmom.halving_sweep(TASK, TRIALS, **kw)
+    assert compiles == []
+    for name in again.outputs:
+        np.testing.assert_array_equal(again[name], halved[name])
+    jaxmom.halving_sweep(TASK, TRIALS, brackets=3, **kw)
+    assert len(compiles) <= 1
+    stored = jaxmom.halving_sweep(TASK, TRIALS, out=tmp_path / "h", **kw)
+    np.testing.assert_array_equal(stored.rungs["reached"], halved.rungs["reached"])
+    np.testing.assert_array_equal(stored.diverged, halved.diverged)
+    np.testing.assert_allclose(stored.rungs["metric"], halved.rungs["metric"], rtol=1e-6)

@@ -27,16 +27,13 @@ from jaxmom.engine._asha_rule import OUTCOMES, Decisions
 from jaxmom.engine._checks import check_finite_names, check_seeds, check_trials, output_shapes
 from jaxmom.engine._halving import rung_steps
 from jaxmom.engine._lanes import Search
-from jaxmom.engine._plans import STEP_COPIES, UNROLL_RUNS, Plan, Setting, check_plan, choose
-from jaxmom.engine._pool import Pool, PoolSpec
+from jaxmom.engine._plans import Plan, check_plan
+from jaxmom.engine._pool import Pool, layout
 from jaxmom.engine._spaces import METHODS, check_space, sample
 from jaxmom.engine._sweeps import _fingerprint
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
 
-#: Lanes per device when ``lanes=None``, before the pool is fitted to the search.
-DEFAULT_LANES = {"cpu": 64}
-ACCELERATOR_LANES = 1024
 #: Seconds between checkpoints of a search with ``out=`` (and one at the end).
 CHECKPOINT_SECONDS = 2.0
 
@@ -149,7 +146,12 @@ def asha_sweep(
             f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
         )
     check = check_finite_names(check_finite, traced.shapes)
-    spec, chosen, slots = _layout(task, forced, traced, len(seeds), n_trials, rungs, eta, lanes)
+    setting = (task, traced.primitives, len(seeds), n_trials * len(seeds), rungs)
+
+    def fit(steps: int, devices: int) -> int:
+        return _fit(n_trials, rungs, steps, eta, devices)
+
+    spec, chosen, slots = layout(setting, forced, lanes, fit)
     spec = spec._replace(has_data=data is not None)
     record = dict(
         sampler=sampling,
@@ -256,34 +258,6 @@ def _trials(space, n_trials: int, sampler, seed) -> tuple[dict, object]:
         raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
     table = sample(space, n_trials, method=sampler, seed=seed)
     return table, dict(method=sampler, seed=int(seed), space={k: repr(v) for k, v in space.items()})
-
-
-def _layout(task, forced, traced, k: int, n_trials: int, rungs: list, eta: int, lanes):
-    """The pool's program (a :class:`PoolSpec`), the plan and the slots per device."""
-    platform = jax.default_backend()
-    setting = Setting(
-        segmentable=task.segment is not None,
-        convolution="conv_general_dilated" in traced.primitives,
-        platform=platform,
-        n_devices=jax.device_count(),
-        steps=rungs[-1],
-        runs=n_trials * k,
-    )
-    chosen = choose(forced, setting, 1)
-    unrolled = chosen.vectorize == "unroll"
-    cap = lanes or (UNROLL_RUNS if unrolled else DEFAULT_LANES.get(platform, ACCELERATOR_LANES))
-    per_device = max(1, cap // k)
-    budget = rungs[0]
-    if chosen.form == "segments":
-        budget = max(1, STEP_COPIES // (per_device * k if unrolled else 1))
-    steps = forced.segment_steps or max(d for d in range(1, budget + 1) if rungs[0] % d == 0)
-    if rungs[0] % steps:
-        raise ValueError(f"plan segment_steps={steps} must divide min_steps={rungs[0]}")
-    if lanes is None:
-        per_device = min(per_device, _fit(n_trials, rungs, steps, eta, chosen.devices))
-    chosen = chosen._replace(block_runs=per_device * k, segment_steps=steps)
-    spec = PoolSpec(task, steps, rungs[-1] % steps, chosen.form, chosen.vectorize, False)
-    return spec, chosen, per_device
 
 
 def _fit(n: int, rungs: list, steps: int, eta: int, devices: int) -> int:

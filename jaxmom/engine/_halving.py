@@ -36,7 +36,9 @@ from jaxmom.engine._checks import (
     output_shapes,
 )
 from jaxmom.engine._halving_folder import check_halving_path, claim
+from jaxmom.engine._halving_pool import halving_pool, run_rung, survivors
 from jaxmom.engine._plans import Plan, check_plan
+from jaxmom.engine._pool import Pool
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Segments, Task
@@ -175,6 +177,9 @@ def halving_sweep(
         user=user,
         plan=plan,
     )
+    if out is None and compiler_options is None:
+        sizes = bracket_sizes(n, len(steps), brackets, eta)
+        schedule.pool = halving_pool(task, table, seeds, data, steps, sizes, eta, chunk_size, plan)
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
     reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -245,6 +250,7 @@ class _Schedule:
     compiler_options: Mapping | None = None
     user: dict | None = None
     plan: object = None
+    pool: Pool | None = None  # the lane pool the rungs run on, or None: a run_sweep a rung
 
     def settings(self, brackets: int) -> dict:
         out = dict(
@@ -256,6 +262,9 @@ class _Schedule:
         """Yields ``(rung, alive, result)`` for each rung of the bracket that runs: ``alive``
         the positions in ``table`` of the trials it ran."""
         alive = np.arange(len(next(iter(table.values()))))
+        if self.pool is not None:
+            yield from self._on_pool(bracket, table, alive)
+            return
         carry, done = None, 0
         for rung in range(bracket, len(self.steps)):
             resume, has_data = carry is not None, self.data is not None
@@ -276,7 +285,7 @@ class _Schedule:
             yield rung, alive, res
             if rung == len(self.steps) - 1:
                 return
-            keep = self._survivors(res)
+            keep = survivors(res, self.metric, self.sign, self.eta)
             if not len(keep):
                 return
             names = [k for k in res.outputs if k.startswith("state/")]
@@ -284,14 +293,20 @@ class _Schedule:
             carry = jax.tree.unflatten(tree, [np.asarray(res.outputs[k][keep]) for k in names])
             alive, done = alive[keep], self.steps[rung]
 
-    def _survivors(self, res) -> np.ndarray:
-        """The best ``1/eta`` trials (at least one) among those with every seed finite."""
-        value = self.sign * np.asarray(res[f"metrics/{self.metric}"], np.float64)
-        score = value.mean(-1)
-        score[~np.isfinite(score) | res.diverged.any(-1)] = np.inf
-        k = max(1, len(score) // self.eta)
-        best = np.argsort(score, kind="stable")[:k]
-        return np.sort(best[np.isfinite(score[best])])
+    def _on_pool(self, bracket: int, table: dict, alive: np.ndarray):
+        """:meth:`run` on the lane pool (:mod:`jaxmom.engine._halving_pool`)."""
+        parked, done, last = None, 0, len(self.steps) - 1
+        check = [m.removeprefix("metrics/") for m in self.metrics]
+        for rung in range(bracket, len(self.steps)):
+            sub = {k: v[alive] for k, v in table.items()}
+            label = f"halving b{bracket} r{rung} ({self.pool.label})" if self.progress else None
+            res, states = run_rung(self.pool, sub, done, self.steps[rung], parked, check, label)
+            yield rung, alive, res
+            keep = survivors(res, self.metric, self.sign, self.eta) if rung < last else []
+            if not len(keep):
+                return
+            parked = jax.tree.map(lambda a, keep=keep: a[keep], states)
+            alive, done = alive[keep], self.steps[rung]
 
 
 def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):

@@ -26,9 +26,13 @@ from jax.sharding import PartitionSpec as P
 
 from jaxmom.engine._blocks import _placed
 from jaxmom.engine._checks import named_leaves
+from jaxmom.engine._plans import STEP_COPIES, UNROLL_RUNS, Setting, choose
 from jaxmom.engine._segments import SegmentForm, _each
 
 HOLD, FULL, LAST = 0, 1, 2
+#: Lanes per device when ``lanes=None``, at most (a search may fit a smaller pool).
+DEFAULT_LANES = {"cpu": 64}
+ACCELERATOR_LANES = 1024
 
 
 class PoolSpec(NamedTuple):
@@ -127,6 +131,7 @@ class Pool:
         self.compiled: dict = {}
         self.state = None
         self.slots = 0
+        self.label = ""  # a few words for progress bars
 
     @property
     def capacity(self) -> int:
@@ -206,3 +211,37 @@ def _compile(program, args, sharding):
         while len(_COMPILED) > 16:
             _COMPILED.pop(next(iter(_COMPILED)))
     return hit
+
+
+def layout(setting: tuple, forced, lanes: int | None, fit):
+    """A search's pool: its program (a :class:`PoolSpec`, ``has_data`` left to the caller),
+    the plan (``block_runs`` the lanes per device) and the slots per device.
+
+    ``setting``: ``(task, the primitives of its run, seeds, runs, rung steps)``; ``forced``:
+    the :class:`jaxmom.Plan` given; ``lanes``: lanes per device given, or ``None`` for the
+    platform's cap, lowered to ``fit(segment_steps, devices)`` slots per device."""
+    task, primitives, k, runs, rungs = setting
+    platform = jax.default_backend()
+    rule = Setting(
+        segmentable=task.segment is not None,
+        convolution="conv_general_dilated" in primitives,
+        platform=platform,
+        n_devices=jax.device_count(),
+        steps=rungs[-1],
+        runs=runs,
+    )
+    chosen = choose(forced, rule, 1)
+    unrolled = chosen.vectorize == "unroll"
+    cap = lanes or (UNROLL_RUNS if unrolled else DEFAULT_LANES.get(platform, ACCELERATOR_LANES))
+    per_device = max(1, cap // k)
+    budget = rungs[0]
+    if chosen.form == "segments":
+        budget = max(1, STEP_COPIES // (per_device * k if unrolled else 1))
+    steps = forced.segment_steps or max(d for d in range(1, budget + 1) if rungs[0] % d == 0)
+    if rungs[0] % steps:
+        raise ValueError(f"plan segment_steps={steps} must divide min_steps={rungs[0]}")
+    if lanes is None:
+        per_device = max(1, min(per_device, fit(steps, chosen.devices)))
+    chosen = chosen._replace(block_runs=per_device * k, segment_steps=steps)
+    spec = PoolSpec(task, steps, rungs[-1] % steps, chosen.form, chosen.vectorize, False)
+    return spec, chosen, per_device

@@ -1,0 +1,139 @@
+"""Successive halving's rungs on the lane pool: synchronous decisions, one compiled program.
+
+A rung's trials run in waves of the pool's slots: a wave's lanes are loaded (a new trial
+starts from ``task.init`` inside the program; a survivor's state is put back from the host),
+advanced segment by segment to the rung's steps, evaluated, and their states kept on the host
+until the rung is decided. Every rung and bracket, and every call with the same task and
+shapes, runs the same program: a repeated ``halving_sweep`` compiles nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from jaxmom.engine._checks import output_shapes
+from jaxmom.engine._plans import check_plan
+from jaxmom.engine._pool import FULL, HOLD, LAST, Pool, layout
+
+
+class RungResult(NamedTuple):
+    """A rung's runs as the engine's sweeps give them: ``outputs`` ``{"metrics/name":
+    [trials, seeds, ...]}`` and ``diverged`` ``[trials, seeds]``."""
+
+    outputs: dict
+    diverged: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.outputs[name]
+
+
+def survivors(res, metric: str, sign: float, eta: int) -> np.ndarray:
+    """The best ``1/eta`` trials of a rung (at least one) among those with every seed finite
+    and not diverged, ranked by the metric's mean over seeds (``sign`` -1 to maximise)."""
+    value = sign * np.asarray(res[f"metrics/{metric}"], np.float64)
+    score = value.mean(-1)
+    score[~np.isfinite(score) | res.diverged.any(-1)] = np.inf
+    k = max(1, len(score) // eta)
+    best = np.argsort(score, kind="stable")[:k]
+    return np.sort(best[np.isfinite(score[best])])
+
+
+def fit_slots(sizes: list[int], segments: list[int], devices: int, cap: int) -> int:
+    """Slots per device (a power of two, at most ``cap``) that compute a bracket's rungs
+    (``sizes[i]`` trials for ``segments[i]`` segments) in the fewest slot-segments, a call
+    counted as two slots of work (on a CPU a lane costs the same in any pool)."""
+    best, pick = math.inf, 1
+    per = 1
+    while per <= cap:
+        c = per * devices
+        cost = sum(math.ceil(n / c) * s * (c + 2) for n, s in zip(sizes, segments, strict=True))
+        if cost < best:
+            best, pick = cost, per
+        per *= 2
+    return pick
+
+
+def halving_pool(task, table, seeds, data, steps, sizes, eta, chunk_size, plan) -> Pool:
+    """The pool a halving sweep's rungs run on: ``steps`` the rungs', ``sizes`` the trials
+    each bracket starts with (the first's halved by ``eta`` fits the pool's size);
+    ``chunk_size`` (runs per call) sets its lanes."""
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
+    traced = output_shapes(task.train_fn(steps[0]), hp_dtypes, data, data is not None)
+    k, n = len(seeds), sum(sizes)
+    lanes = None if chunk_size is None else max(1, chunk_size // jax.device_count())
+
+    def fit(seg: int, devices: int) -> int:
+        alive = [sizes[0]]
+        for _ in steps[1:]:
+            alive.append(max(1, alive[-1] // eta))
+        segments = [math.ceil((b - a) / seg) for a, b in zip([0, *steps], steps, strict=False)]
+        cap = max(1, -(-n // devices))
+        return fit_slots(alive, segments, devices, 1 << max(0, (cap - 1).bit_length()))
+
+    setting = (task, traced.primitives, k, n * k, steps)
+    spec, chosen, slots = layout(setting, check_plan(plan), lanes, fit)
+    hp = {name: jax.ShapeDtypeStruct((), d) for name, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    pool = Pool(
+        spec._replace(has_data=data is not None), like, hp_dtypes, seeds, data, chosen.devices
+    )
+    pool.load(pool.zeros(slots))
+    pool.label = f"pool of {pool.capacity} x {k} lanes, {chosen.describe()}"
+    return pool
+
+
+def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label=None) -> tuple:
+    """Runs the trials of ``table`` (``{name: [n]}``) from ``start`` steps (new runs when
+    ``parked`` is ``None``, else the host states ``[n, k, ...]`` it holds) to ``end``, with a
+    progress bar of ``label`` (``None``: none).
+
+    Returns ``(RungResult, states [n, k, ...] on the host)``."""
+    n = len(next(iter(table.values())))
+    c, spec = pool.capacity, pool.spec
+    outs, states = [], []
+    tree = jax.tree.structure(pool.zeros(1))
+    bar = None
+    if label is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="trial", desc=label, smoothing=0.1)
+    for lo in range(0, n, c):
+        rows = np.arange(lo, min(n, lo + c))
+        host = pool.zeros(pool.slots)
+        if parked is not None:
+            d, s = np.divmod(np.arange(len(rows)), pool.slots)
+            for a, b in zip(jax.tree.leaves(host), jax.tree.leaves(parked), strict=True):
+                a[d, :, s] = b[rows]
+        pool.load(host)
+        hp = {k: np.resize(v[rows], c) for k, v in table.items()}
+        live = np.arange(c) < len(rows)
+        reset = live & (parked is None)
+        count = start
+        while count < end:
+            last = spec.rest and end - count == spec.rest
+            mode = np.where(live, LAST if last else FULL, HOLD)
+            got = pool.step(hp, mode, reset)
+            reset = np.zeros(c, bool)
+            count += spec.rest if last else spec.steps
+        outs.append({f"metrics/{k}": v[: len(rows)] for k, v in got.items()})
+        kept = pool.host_state()
+        d, s = np.divmod(np.arange(len(rows)), pool.slots)
+        states.append([a[d, :, s] for a in jax.tree.leaves(kept)])
+        if bar is not None:
+            bar.update(len(rows))
+    if bar is not None:
+        bar.close()
+    merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    bad = np.zeros(merged[f"metrics/{check[0]}"].shape[:2], bool) if check else None
+    for name in check:
+        v = merged[f"metrics/{name}"]
+        bad |= ~np.isfinite(v.reshape(*v.shape[:2], -1)).all(-1)
+    leaves = [np.concatenate(parts) for parts in zip(*states, strict=True)]
+    if bad is None:
+        bad = np.zeros(merged[next(iter(merged))].shape[:2], bool)
+    return RungResult(merged, bad), jax.tree.unflatten(tree, leaves)
