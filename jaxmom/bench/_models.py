@@ -64,12 +64,12 @@ def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
     median of calls, as many as fit in ``REPEAT_S`` (at least one), its programs cached, and
     compiling is what the first took more. A first call of over ``ONE_CALL_S`` is not
     repeated: its compiling is what JAX's own compile events report."""
-    _listen()
-    _COMPILING.clear()
+    log = bench.compile_log()
+    log.clear()
     t0 = time.perf_counter()
     out = jax.block_until_ready(fn())
     first = time.perf_counter() - t0
-    events = list(_COMPILING)
+    events = [secs for event, secs in log if any(e in event for e in _EVENTS)]
     if first > ONE_CALL_S:
         return first - sum(events), sum(events), out
     times: list[float] = []
@@ -79,21 +79,6 @@ def _timed(fn: Callable[[], T]) -> tuple[float, float, T]:
         times.append(time.perf_counter() - t0)
     running = statistics.median(times)
     return running, max(first - running, 0.0), out
-
-
-_COMPILING: list[float] = []
-
-
-@functools.cache
-def _listen() -> None:
-    """Registers, once a process, a listener of JAX's compile events into ``_COMPILING`` (jax
-    0.8 cannot unregister one)."""
-
-    def listen(event: str, duration_secs: float, **kwargs: str | int) -> None:
-        if any(e in event for e in _EVENTS):
-            _COMPILING.append(duration_secs)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
 
 
 def engine(model, hp: dict, data, steps: int, plan) -> tuple[np.ndarray, dict]:

@@ -4,6 +4,7 @@ Markdown tables, plots and the JSON file."""
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -199,3 +200,30 @@ def plot(
 def write(report: dict, path: str | os.PathLike) -> Path:
     """Writes the report as JSON, atomically."""
     return write_text(path, json.dumps(report, indent=2) + "\n")
+
+
+_COMPILE_LOG: list[tuple[str, float]] = []
+
+
+@functools.cache
+def _listen() -> None:
+    """Registers, once a process, a listener of JAX's compile events into the log (jax 0.8
+    cannot unregister one)."""
+
+    def listen(event: str, duration_secs: float, **kwargs: str | int) -> None:
+        if "/jax/core/compile/" in event:
+            _COMPILE_LOG.append((event, duration_secs))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+
+
+def compile_log() -> list[tuple[str, float]]:
+    """JAX's compile events of this process, ``(event, seconds)``, since the log was last
+    cleared (``compile_log().clear()``)."""
+    _listen()
+    return _COMPILE_LOG
+
+
+def compiled_programs(log: list[tuple[str, float]]) -> int:
+    """The programs XLA's backend compiled in ``log``."""
+    return sum(1 for event, _ in log if event.endswith("backend_compile_duration"))

@@ -1,5 +1,11 @@
-"""The search bench's task (an NNX MLP on digits, a space of three hyperparameters) and its
-Optuna peers: TPE with Hyperband pruning trial by trial, and :func:`jaxmom.optuna_sweep`."""
+"""The search bench's task (an NNX MLP on digits) and its two spaces, and its Optuna peers:
+TPE with Hyperband pruning trial by trial, and :func:`jaxmom.optuna_sweep`.
+
+- ``digits``: beta, the learning rate and weight decay (``sgd_momentum``);
+- ``hard``: five, where a random configuration is usually poor: beta, the learning rate over
+  five decades, weight decay, momentum's dampening and the global norm gradients are clipped
+  to (``optax.clip_by_global_norm`` before ``sgd_momentum``).
+"""
 
 from __future__ import annotations
 
@@ -20,14 +26,24 @@ SPACE = {
     "learning_rate": LogUniform(1e-3, 3.0),
     "weight_decay": LogUniform(1e-5, 1e-1),
 }
+HARD = {
+    "beta": Uniform(0.0, 0.99),
+    "learning_rate": LogUniform(1e-4, 10.0),
+    "weight_decay": LogUniform(1e-6, 1e-1),
+    "dampening": Uniform(0.0, 0.9),
+    "clip": LogUniform(1e-2, 1e2),
+}
+SPACES = {"digits": SPACE, "hard": HARD}
 METRIC = "test_accuracy"  # evaluate's held-out accuracy: here, on the validation split
 LOSS = optax.softmax_cross_entropy_with_integer_labels
 
 
 class Plan:
-    """The sizes of a run: ``quick`` for tests (27 configurations, 3 epochs)."""
+    """The sizes of a run: ``quick`` for tests (27 configurations, 3 epochs), on the space
+    named ``space``."""
 
-    def __init__(self, quick: bool = False, configs: int | None = None):
+    def __init__(self, quick: bool = False, configs: int | None = None, space: str = "digits"):
+        self.space_name, self.space = space, SPACES[space]
         self.configs = configs or (27 if quick else 729)
         self.epochs, self.hidden = (3, 16) if quick else (30, 64)
         self.seeds, self.batch = (0, 1), 32
@@ -38,15 +54,22 @@ def optimizer(beta, learning_rate, weight_decay):
     return sgd_momentum(learning_rate, beta, weight_decay=weight_decay)
 
 
+def hard_optimizer(beta, learning_rate, weight_decay, dampening, clip):
+    return optax.chain(
+        optax.clip_by_global_norm(clip),
+        sgd_momentum(learning_rate, beta, weight_decay=weight_decay, dampening=dampening),
+    )
+
+
 @functools.cache
-def setup(hidden: int):
+def setup(hidden: int, space: str = "digits"):
     """The task and the data: ``(task, (train, val), (train, test))``."""
     x, y, x_test, y_test = load_digits()
     n = x.shape[0] - 360
     task = nnx_task(
         lambda rngs: MLP(64, hidden, 10, rngs=rngs),
         LOSS,
-        optimizer,
+        hard_optimizer if space == "hard" else optimizer,
         batch_size=32,
         metrics={"accuracy": accuracy},
     )
@@ -59,10 +82,10 @@ def steps_per_epoch(plan: Plan) -> int:
 
 
 @functools.cache
-def _step_fns(hidden: int):
+def _step_fns(hidden: int, space: str):
     """A careful Optuna user's training: a jitted step and a jitted evaluation, the
     hyperparameters as arguments (compiled once for every trial), both seeds vmapped."""
-    task, _, _ = setup(hidden)
+    task, _, _ = setup(hidden, space)
     init = jax.jit(jax.vmap(task.init, in_axes=(None, 0, None)))
     step = jax.jit(jax.vmap(lambda s, hp, d: task.advance(s, hp, d, 1), in_axes=(0, None, None)))
     score = jax.jit(
@@ -75,19 +98,19 @@ def optuna_tpe(plan: Plan) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _, val, _ = setup(plan.hidden)
-    init, step, score = _step_fns(plan.hidden)
+    _, val, _ = setup(plan.hidden, plan.space_name)
+    init, step, score = _step_fns(plan.hidden, plan.space_name)
     spe = steps_per_epoch(plan)
     keys = jax.vmap(jax.random.key)(jnp.asarray(plan.seeds))
     spent = [0]
 
     def objective(trial):
         hp = {
-            "beta": trial.suggest_float("beta", 0.0, 0.99),
-            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3.0, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+            name: jnp.float32(
+                trial.suggest_float(name, d.low, d.high, log=isinstance(d, LogUniform))
+            )
+            for name, d in plan.space.items()
         }
-        hp = {k: jnp.float32(v) for k, v in hp.items()}
         state = init(hp, keys, val)
         value = float("nan")
         for e in range(plan.epochs):
@@ -117,13 +140,13 @@ def optuna_sweep_peer(plan: Plan) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    task, val, _ = setup(plan.hidden)
+    task, val, _ = setup(plan.hidden, plan.space_name)
     steps = plan.epochs * steps_per_epoch(plan)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     optuna_sweep(
         study,
         task,
-        SPACE,
+        plan.space,
         plan.configs,
         trials_per_batch=-(-plan.configs // 3),
         seeds=plan.seeds,

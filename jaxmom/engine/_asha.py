@@ -218,7 +218,7 @@ def asha_sweep(
             devices=chosen.devices,
             segment_steps=spec.steps,
             segments=c["segments"],
-            busy=c["busy"] / max(1, c["computed"]),
+            busy=pool.counts["busy"] / max(1, pool.counts["computed"]),
             model_steps=c["model_steps"],
         ),
         plan=dict(chosen._asdict(), label=chosen.describe()),

@@ -198,6 +198,9 @@ def halving_sweep(
                 for k in final:
                     final[k][ids] = res[f"metrics/{k}"]
     meta = {"settings": schedule.settings(brackets), "halving": True}
+    if schedule.pool is not None:
+        counts = schedule.pool.counts
+        meta["pool"] = dict(label=schedule.pool.label, busy=counts["busy"] / counts["computed"])
     meta["wall_seconds"] = time.perf_counter() - t0
     result = SweepResult(
         points.axes,

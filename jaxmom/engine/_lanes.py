@@ -45,7 +45,7 @@ class Search:
         self.slot_trial = np.full(pool.capacity, -1, np.int64)
         self.slot_count = np.zeros(pool.capacity, np.int64)
         self.next_trial = 0
-        self.counters = dict(model_steps=0, busy=0, computed=0, segments=0)
+        self.counters = dict(model_steps=0, segments=0)
         self.trace: list[list[float]] = []
         self.seconds = 0.0  # before this call (a resumed search's earlier calls)
         self.t0 = time.perf_counter()
@@ -64,6 +64,7 @@ class Search:
             slot_count=self.slot_count,
             next_trial=np.int64(self.next_trial),
             counters=np.array([self.counters[k] for k in sorted(self.counters)], np.int64),
+            counts=np.array([self.pool.counts[k] for k in sorted(self.pool.counts)], np.int64),
             trace=np.array(self.trace, np.float64).reshape(-1, 4),
             seconds=np.float64(self.seconds + self.elapsed()),
         )
@@ -76,6 +77,8 @@ class Search:
         self.slot_trial, self.slot_count = np.array(a["slot_trial"]), np.array(a["slot_count"])
         self.next_trial = int(a["next_trial"])
         self.counters = dict(zip(sorted(self.counters), a["counters"].tolist(), strict=True))
+        counts = a["counts"].tolist()
+        self.pool.counts = dict(zip(sorted(self.pool.counts), counts, strict=True))
         self.trace = a["trace"].tolist()
         self.seconds = float(a["seconds"])
 
@@ -111,8 +114,6 @@ class Search:
         self.slot_count += steps
         c = self.counters
         c["model_steps"] += int(steps.sum()) * len(pool.seeds)
-        c["busy"] += int(steps.sum())
-        c["computed"] += pool.capacity * s.steps
         c["segments"] += 1
         self._decide(outs, active, rung, target)
         best = self.dec.best()

@@ -132,6 +132,7 @@ class Pool:
         self.state = None
         self.slots = 0
         self.label = ""  # a few words for progress bars
+        self.counts = dict(busy=0, computed=0)  # lane-steps run for a trial, and computed
 
     @property
     def capacity(self) -> int:
@@ -157,7 +158,8 @@ class Pool:
 
     def step(self, hp: dict, mode: np.ndarray, reset: np.ndarray) -> dict:
         """One segment: ``hp`` ``{name: [capacity]}``, ``mode`` and ``reset`` ``[capacity]``
-        (flat slots). Returns ``evaluate``'s outputs ``{name: [capacity, k, ...]}`` (host)."""
+        (flat slots). Returns ``evaluate``'s outputs ``{name: [capacity, k, ...]}`` (host).
+        ``counts`` adds the slot-steps it ran for a trial and those it computed."""
         d, m = self.n_devices, self.slots
         hp = {n: np.asarray(v, self.hp_dtypes[n]).reshape(d, m) for n, v in hp.items()}
         mode = np.asarray(mode, np.int32).reshape(d, m)
@@ -168,6 +170,9 @@ class Pool:
         if fn is None:
             fn = self.compiled[m] = _compile(self.program, args, self.sharding)
         self.state, outs = fn(*args)
+        s = self.spec
+        self.counts["busy"] += int(np.where(mode == FULL, s.steps, (mode == LAST) * s.rest).sum())
+        self.counts["computed"] += self.capacity * s.steps
         outs = jax.device_get(outs)
         return {
             n: np.swapaxes(v, 1, 2).reshape(d * m, *v.shape[1:2], *v.shape[3:])
