@@ -1,6 +1,7 @@
 """One vocabulary for the sweeps: the keywords every sweep shares are accepted in the same
-place, with the same meaning, by grid_sweep, trial_sweep, halving_sweep, optuna_sweep and
-sweep; old spellings warn and still work; optuna_sweep writes and resumes stores."""
+place, with the same meaning, by grid_sweep, trial_sweep, halving_sweep, asha_sweep,
+optuna_sweep and sweep; old spellings warn and still work; optuna_sweep writes and resumes
+stores."""
 
 import inspect
 import json
@@ -17,6 +18,7 @@ SWEEPS = {
     "grid_sweep": jaxmom.grid_sweep,
     "trial_sweep": jaxmom.trial_sweep,
     "halving_sweep": jaxmom.halving_sweep,
+    "asha_sweep": jaxmom.asha_sweep,
     "optuna_sweep": jaxmom.optuna_sweep,
     "sweep": jaxmom.sweep,
 }

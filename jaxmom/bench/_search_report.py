@@ -51,6 +51,7 @@ def plot(report: dict, path):
     """The best validation accuracy found against wall time, a line or dot per method, a
     panel per space."""
     from matplotlib.figure import Figure  # no pyplot: the user's backend and figures stay
+    from matplotlib.ticker import NullFormatter
 
     spaces = list(dict.fromkeys(r.get("space", "digits") for r in report["rows"]))
     fig = Figure(figsize=(7 * len(spaces), 4.8))
@@ -71,6 +72,7 @@ def plot(report: dict, path):
             ax.axhline(target, color="grey", ls=":", lw=1, label="exhaustive best - 0.5 pt")
             ax.set_ylim(max(0.0, target - 0.1), min(1.0, target + 0.03))
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the decades' labels only
         ax.set_xlabel("wall time (s), compilation included")
         ax.set_ylabel("best validation accuracy found")
         ax.set_title(

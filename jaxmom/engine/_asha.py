@@ -54,7 +54,9 @@ def asha_sweep(
     seed: int = 0,
     lanes: int | None = None,
     out: str | os.PathLike | None = None,
+    chunk_size: int | None = None,
     progress: bool = True,
+    compiler_options: Mapping | None = None,
     callback: Callable[[dict], object] | None = None,
     check_finite: Sequence[str] | None = None,
     settings: Mapping | None = None,
@@ -83,7 +85,9 @@ def asha_sweep(
         search, at most 64 a CPU device and 1,024 an accelerator.
       out: a folder: the search is checkpointed there every few seconds and at the end, and
         the same call resumes it to the same bits after a kill at any moment.
+      chunk_size: runs a call over every device: ``lanes`` times the devices (give one).
       progress: a progress bar of the trials decided, with the best so far.
+      compiler_options: XLA's options for the pool's program.
       callback: called with each decision, a dict: ``trial``, ``rung``, ``steps``,
         ``values`` (per seed), ``outcome`` (``"promoted"``, ``"stopped"``, ``"finished"``,
         ``"diverged"``), ``model_steps`` and ``seconds`` (of the search so far).
@@ -131,8 +135,13 @@ def asha_sweep(
     if max_steps < min_steps:
         raise ValueError(f"max_steps={max_steps} must be >= min_steps={min_steps}")
     mode = metric_mode(metric, mode)
+    if lanes is not None and chunk_size is not None:
+        raise ValueError(f"give lanes={lanes} (per device) or chunk_size={chunk_size}, not both")
+    if chunk_size is not None:
+        lanes = max(1, check_positive_int(chunk_size, "chunk_size") // jax.device_count())
     if lanes is not None:
         lanes = check_positive_int(lanes, "lanes")
+    options = dict(compiler_options or {})
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     user = check_settings(settings)
@@ -174,7 +183,7 @@ def asha_sweep(
     hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
     like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
-    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices)
+    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices, options)
     pool.load(pool.zeros(slots))
     sign = -1.0 if mode == "max" else 1.0
     decisions = Decisions(n_trials, rungs, len(seeds), eta, sign)

@@ -177,9 +177,9 @@ def halving_sweep(
         user=user,
         plan=plan,
     )
-    if out is None and compiler_options is None:
+    if out is None:
         sizes = bracket_sizes(n, len(steps), brackets, eta)
-        schedule.pool = halving_pool(task, table, seeds, data, steps, sizes, eta, chunk_size, plan)
+        schedule.pool = halving_pool(schedule, table, sizes, chunk_size, compiler_options)
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
     record = np.full((n, len(steps), len(seeds)), np.nan)
     reached, bracket_of = np.zeros(n, np.int64), np.zeros(n, np.int64)

@@ -57,10 +57,18 @@ def fit_slots(sizes: list[int], segments: list[int], devices: int, cap: int) -> 
     return pick
 
 
-def halving_pool(task, table, seeds, data, steps, sizes, eta, chunk_size, plan) -> Pool:
-    """The pool a halving sweep's rungs run on: ``steps`` the rungs', ``sizes`` the trials
-    each bracket starts with (the first's halved by ``eta`` fits the pool's size);
-    ``chunk_size`` (runs per call) sets its lanes."""
+def halving_pool(schedule, table, sizes, chunk_size, options) -> Pool:
+    """The pool a halving sweep's rungs run on: ``schedule`` the sweep's (its ``task``,
+    ``seeds``, ``data``, rung ``steps``, ``eta`` and ``plan``), ``sizes`` the trials each
+    bracket starts with (the first's, halved at each rung, fits the pool's size);
+    ``chunk_size`` (runs per call) sets its lanes; ``options``: XLA's."""
+    task, seeds, data, steps, eta = (
+        schedule.task,
+        schedule.seeds,
+        schedule.data,
+        schedule.steps,
+        schedule.eta,
+    )
     hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
     traced = output_shapes(task.train_fn(steps[0]), hp_dtypes, data, data is not None)
     k, n = len(seeds), sum(sizes)
@@ -75,7 +83,7 @@ def halving_pool(task, table, seeds, data, steps, sizes, eta, chunk_size, plan) 
         return fit_slots(alive, segments, devices, 1 << max(0, (cap - 1).bit_length()))
 
     setting = (task, traced.primitives, k, n * k, steps)
-    spec, chosen, slots = layout(setting, check_plan(plan), lanes, fit)
+    spec, chosen, slots = layout(setting, check_plan(schedule.plan), lanes, fit)
     hp = {name: jax.ShapeDtypeStruct((), d) for name, d in hp_dtypes.items()}
     key = jax.eval_shape(lambda: jax.random.key(0))
     like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)

@@ -119,7 +119,9 @@ class Pool:
     ``like``: the task state's types; ``hp_dtypes``: the hyperparameters' dtypes by name.
     """
 
-    def __init__(self, spec: PoolSpec, like, hp_dtypes: dict, seeds, data, devices: int):
+    def __init__(
+        self, spec: PoolSpec, like, hp_dtypes: dict, seeds, data, devices: int, options=None
+    ):
         self.spec, self.like, self.hp_dtypes = spec, like, hp_dtypes
         self.seeds = np.asarray(seeds, np.uint32)
         self.data = data
@@ -129,6 +131,7 @@ class Pool:
         self.placed = _placed(data, NamedSharding(mesh, P()))
         self.program = program_for(spec, like, mesh)
         self.compiled: dict = {}
+        self.options = dict(options or {})  # XLA's options, over CPU_OPTIONS on a CPU
         self.state = None
         self.slots = 0
         self.label = ""  # a few words for progress bars
@@ -168,7 +171,7 @@ class Pool:
         args = (self.state, *jax.device_put((hp, mode, reset, seeds), self.sharding), self.placed)
         fn = self.compiled.get(m)
         if fn is None:
-            fn = self.compiled[m] = _compile(self.program, args, self.sharding)
+            fn = self.compiled[m] = _compile(self.program, args, self.sharding, self.options)
         self.state, outs = fn(*args)
         s = self.spec
         self.counts["busy"] += int(np.where(mode == FULL, s.steps, (mode == LAST) * s.rest).sum())
@@ -199,20 +202,22 @@ _COMPILED: dict = {}
 CPU_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def _compile(program, args, sharding):
+def _compile(program, args, sharding, options: dict):
     """``program`` compiled for ``args`` (its state donated), cached by program and shapes, so
     a second search with the same task and shapes compiles nothing."""
     leaves, tree = jax.tree.flatten(args)
     key = (
         program,
+        tuple(sorted(options.items())),
         tree,
         tuple((a.shape, str(a.dtype), str(getattr(a, "sharding", None))) for a in leaves),
     )
     hit = _COMPILED.get(key)
     if hit is None:
         jitted = jax.jit(program, donate_argnums=0, out_shardings=sharding)
-        options = CPU_OPTIONS if jax.default_backend() == "cpu" else None
-        hit = _COMPILED[key] = jitted.lower(*args).compile(options)
+        if jax.default_backend() == "cpu":
+            options = {**CPU_OPTIONS, **options}
+        hit = _COMPILED[key] = jitted.lower(*args).compile(options or None)
         while len(_COMPILED) > 16:
             _COMPILED.pop(next(iter(_COMPILED)))
     return hit
