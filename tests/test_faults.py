@@ -94,7 +94,9 @@ def test_a_halving_killed_at_its_first_rename_resumes_and_a_damaged_mark_is_name
         seeds=[0], data=_data(0, n=64), min_steps=2, max_steps=6, metric="loss", progress=False
     )
     res = jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)  # the same call
-    np.testing.assert_array_equal(res["loss"], jaxmom.halving_sweep(TASK, TRIALS, **kw)["loss"])
+    # in memory the rungs run on the lane pool, another program: the same runs to rounding
+    in_memory = jaxmom.halving_sweep(TASK, TRIALS, **kw)["loss"]
+    np.testing.assert_allclose(res["loss"], in_memory, rtol=1e-6)
     (out / "halving.json").write_text('{"columns": ')
     with pytest.raises(ValueError, match=r"halving\.json' is damaged .*delete that file") as e:
         jaxmom.halving_sweep(TASK, TRIALS, out=out, **kw)

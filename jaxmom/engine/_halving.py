@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -30,6 +29,7 @@ from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine._checks import (
     SweepTooLarge,
     available_memory,
+    check_finite_names,
     check_seeds,
     check_trials,
     gb,
@@ -38,7 +38,7 @@ from jaxmom.engine._checks import (
 from jaxmom.engine._halving_folder import check_halving_path, claim
 from jaxmom.engine._halving_pool import halving_pool, run_rung, survivors
 from jaxmom.engine._plans import Plan, check_plan
-from jaxmom.engine._pool import Pool
+from jaxmom.engine._pool import Pool, restore, storable
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Segments, Task
@@ -177,7 +177,8 @@ def halving_sweep(
         user=user,
         plan=plan,
     )
-    if out is None:
+    if out is None:  # the names check_finite gives, checked as the rung stores' sweeps would
+        check_finite_names(schedule.metrics, {f"metrics/{k}": s for k, s in shapes.items()})
         sizes = bracket_sizes(n, len(steps), brackets, eta)
         schedule.pool = halving_pool(schedule, table, sizes, chunk_size, compiler_options)
     final = {k: np.full((n, len(seeds), *s.shape), np.nan, np.float32) for k, s in shapes.items()}
@@ -318,10 +319,10 @@ def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):
     stored as their key data, and every leaf goes back in its own dtype."""
 
     def init(hp, key, data, carry):
-        return jax.tree.map(_restore, like, carry) if resume else task.init(hp, key, data)
+        return jax.tree.map(restore, like, carry) if resume else task.init(hp, key, data)
 
     def finish(state, hp, data):
-        return {"state": jax.tree.map(_storable, state), "metrics": task.evaluate(state, hp, data)}
+        return {"state": jax.tree.map(storable, state), "metrics": task.evaluate(state, hp, data)}
 
     def fn(hp, key, *args):
         data = args[0] if has_data else None
@@ -332,14 +333,3 @@ def _rung_fn(task: Task, steps: int, like, resume: bool, has_data: bool):
     if task.segment is not None:
         fn.segments = Segments(init, task.segment, finish, lambda data: steps)  # type: ignore[attr-defined]
     return fn
-
-
-def _storable(a):
-    return jax.random.key_data(a) if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a
-
-
-def _restore(like, a):
-    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
-        impl = getattr(like.dtype, "_impl", None)
-        return jax.random.wrap_key_data(a.astype(jnp.uint32), impl=impl)
-    return a.astype(like.dtype)

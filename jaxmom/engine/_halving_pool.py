@@ -137,11 +137,9 @@ def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label
     if bar is not None:
         bar.close()
     merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    bad = np.zeros(merged[f"metrics/{check[0]}"].shape[:2], bool) if check else None
+    bad = np.zeros((n, len(pool.seeds)), bool)
     for name in check:
         v = merged[f"metrics/{name}"]
         bad |= ~np.isfinite(v.reshape(*v.shape[:2], -1)).all(-1)
     leaves = [np.concatenate(parts) for parts in zip(*states, strict=True)]
-    if bad is None:
-        bad = np.zeros(merged[next(iter(merged))].shape[:2], bool)
     return RungResult(merged, bad), jax.tree.unflatten(tree, leaves)
