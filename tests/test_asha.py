@@ -91,6 +91,7 @@ def test_every_finished_trial_is_the_task_trained_to_the_end(searched):
     ref = jaxmom.trial_sweep(TASK.train_fn(30), table, SEEDS, data=digits(), progress=False)
     for name in ref.outputs:
         np.testing.assert_allclose(res[name][done], ref[name], rtol=1e-5, atol=1e-6)
+    assert set(res.outputs) == {*ref.outputs, "steps_reached"}
     # the pruned hold NaN, as halving_sweep's do
     assert np.isnan(res["test_accuracy"][res.rungs["reached"] < 30]).all()
 
@@ -173,6 +174,8 @@ def test_a_search_is_one_program_and_a_repeated_one_compiles_none(searched, comp
     assert res.metadata["pool"]["busy"] > 0.5
     df = res.to_dataframe()
     assert len(df) == N * len(SEEDS) and "learning_rate" in df
+    reached = df.groupby("trial")["steps_reached"].first().to_numpy()
+    np.testing.assert_array_equal(reached, res.rungs["reached"])
 
 
 _KILLED = """

@@ -99,7 +99,8 @@ def asha_sweep(
 
     Returns:
       A :class:`jaxmom.SweepResult` over ``trial``: ``res[name]`` holds ``evaluate``'s outputs
-      at ``max_steps`` for the trials that got there, NaN for the others. ``res.rungs``:
+      at ``max_steps`` for the trials that got there, NaN for the others, and
+      ``res["steps_reached"]`` the steps each trial trained. ``res.rungs``:
       ``steps`` [rungs]; ``metric`` [trial, rung, seed] (NaN where not reached);
       ``outcome`` [trial, rung] (codes of ``res.rungs["outcomes"]``); ``decided_at`` and
       ``order`` [trial, rung] (the search's model-steps at the decision, and the arrival's
@@ -199,15 +200,19 @@ def asha_sweep(
     search.events = callback
     if bar is not None:
         search.on_decision = lambda t: _tick(bar, search)
-    last = [time.perf_counter()]
+    last = [time.perf_counter(), 0.0]  # when the last checkpoint ended, and what it took
 
     def checkpoint(force: bool = False):
-        if path is not None and (force or time.perf_counter() - last[0] >= CHECKPOINT_SECONDS):
+        # every CHECKPOINT_SECONDS, and never more than a tenth of the time: a search of
+        # millions of trials rewrites its records less often
+        wait = max(CHECKPOINT_SECONDS, 10 * last[1])
+        if path is not None and (force or time.perf_counter() - last[0] >= wait):
+            t = time.perf_counter()
             arrays = search.arrays()
             for i, a in enumerate(jax.tree.leaves(pool.host_state())):
                 arrays[f"pool/{i}"] = a
             folder.save(path, arrays, search.counters["model_steps"])
-            last[0] = time.perf_counter()
+            last[:] = [time.perf_counter(), time.perf_counter() - t]
 
     try:
         if not search.done:
@@ -233,16 +238,19 @@ def asha_sweep(
         plan=dict(chosen._asdict(), label=chosen.describe()),
     )
     points = Points.table(table)
+    d = search.dec
+    outputs = dict(search.final)
+    if "steps_reached" not in outputs:  # shown beside the trials by to_dataframe / to_xarray
+        outputs["steps_reached"] = np.repeat(d.reached[:, None], len(seeds), axis=1)
     res = SweepResult(
         points.axes,
         seeds,
-        search.final,
+        outputs,
         search.diverged,
         np.ones_like(search.diverged),
         meta,
         trials=table,
     )
-    d = search.dec
     res.rungs = {"steps": np.array(rungs), **{k: getattr(d, k) for k in d.FIELDS}}
     res.rungs["outcomes"] = OUTCOMES
     res.trace = np.array(search.trace, np.float64).reshape(-1, 4)
@@ -265,7 +273,7 @@ def _trials(space, n_trials: int, sampler, seed) -> tuple[dict, object]:
     check_space(space)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
-    table = sample(space, n_trials, method=sampler, seed=seed)
+    table = sample(space, n_trials, method=sampler, seed=int(seed))
     return table, dict(method=sampler, seed=int(seed), space={k: repr(v) for k, v in space.items()})
 
 

@@ -299,14 +299,17 @@ class _Schedule:
 
     def _on_pool(self, bracket: int, table: dict, alive: np.ndarray):
         """:meth:`run` on the lane pool (:mod:`jaxmom.engine._halving_pool`)."""
-        parked, done, last = None, 0, len(self.steps) - 1
+        pool, parked, done, last = self.pool, None, 0, len(self.steps) - 1
+        assert pool is not None
         check = [m.removeprefix("metrics/") for m in self.metrics]
         for rung in range(bracket, len(self.steps)):
             sub = {k: v[alive] for k, v in table.items()}
-            label = f"halving b{bracket} r{rung} ({self.pool.label})" if self.progress else None
-            res, states = run_rung(self.pool, sub, done, self.steps[rung], parked, check, label)
+            label = f"halving b{bracket} r{rung} ({pool.label})" if self.progress else None
+            res, states = run_rung(pool, sub, done, self.steps[rung], parked, check, label)
             yield rung, alive, res
-            keep = survivors(res, self.metric, self.sign, self.eta) if rung < last else []
+            if rung == last:
+                return
+            keep = survivors(res, self.metric, self.sign, self.eta)
             if not len(keep):
                 return
             parked = jax.tree.map(lambda a, keep=keep: a[keep], states)

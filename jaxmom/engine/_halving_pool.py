@@ -10,7 +10,7 @@ shapes, runs the same program: a repeated ``halving_sweep`` compiles nothing.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import jax
 import numpy as np
@@ -20,7 +20,8 @@ from jaxmom.engine._plans import check_plan
 from jaxmom.engine._pool import FULL, HOLD, LAST, Pool, layout
 
 
-class RungResult(NamedTuple):
+@dataclass(frozen=True)
+class RungResult:
     """A rung's runs as the engine's sweeps give them: ``outputs`` ``{"metrics/name":
     [trials, seeds, ...]}`` and ``diverged`` ``[trials, seeds]``."""
 

@@ -54,6 +54,8 @@ class SweepResult:
 
     #: A halving search's decisions (see :func:`jaxmom.halving_sweep`); ``None`` otherwise.
     rungs: Any = None
+    #: An ASHA search's best so far after every segment (see :func:`jaxmom.asha_sweep`).
+    trace: Any = None
 
     def __init__(
         self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None, trials=None
