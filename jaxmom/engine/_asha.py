@@ -108,18 +108,18 @@ def asha_sweep(
       4]: seconds, model-steps, best value so far and its trial, after every segment.
 
     Examples:
-      >>> import jax, jax.numpy as jnp, jaxmom
-      >>> def init(hp, key, data):
-      ...     return {"x": jnp.float32(1.0), "v": jnp.float32(0.0)}
-      >>> def advance(s, hp, data, steps):  # heavy ball on f(x) = x**2 / 2
-      ...     def step(s, _):
-      ...         v = hp["beta"] * s["v"] + s["x"]
-      ...         return {"x": s["x"] - 0.1 * v, "v": v}, None
-      ...     return jax.lax.scan(step, s, None, length=steps)[0]
-      >>> task = jaxmom.Task(init, advance, lambda s, hp, data: {"loss": s["x"] ** 2})
-      >>> res = jaxmom.asha_sweep(task, {"beta": jaxmom.Uniform(0.0, 0.9)}, 9, min_steps=4,
+      >>> import jax.numpy as jnp, jaxmom
+      >>> task = jaxmom.Task(  # gradient descent on x**2 / 2, in closed form
+      ...     lambda hp, key, data: {"x": jnp.float32(1.0)},
+      ...     lambda s, hp, data, steps: {"x": s["x"] * (1 - hp["lr"]) ** steps},
+      ...     lambda s, hp, data: {"loss": s["x"] ** 2},
+      ... )
+      >>> res = jaxmom.asha_sweep(task, {"lr": jaxmom.Uniform(0.0, 0.5)}, 9, min_steps=4,
       ...                         max_steps=36, metric="loss", progress=False)
-      >>> int((res.rungs["reached"] == 36).sum()) < 9  # not every trial trained to the end
+      >>> done = res.rungs["reached"] == 36
+      >>> int(done.sum()) < 9  # not every trial trained to the end
+      True
+      >>> res.best(1, "loss")[0]["lr"] == res.trials["lr"][done].max()  # the largest step won
       True
     """
     t0 = time.perf_counter()
