@@ -119,7 +119,7 @@ def asha_sweep(
       >>> done = res.rungs["reached"] == 36
       >>> int(done.sum()) < 9  # not every trial trained to the end
       True
-      >>> res.best(1, "loss")[0]["lr"] == res.trials["lr"][done].max()  # the largest step won
+      >>> bool(res.best(1, "loss")[0]["lr"] == res.trials["lr"][done].max())  # the largest won
       True
     """
     t0 = time.perf_counter()
