@@ -13,10 +13,10 @@ rung to fill, so the lanes stay busy.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -24,12 +24,12 @@ import numpy as np
 from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine import _lanes_store as folder
 from jaxmom.engine._asha_rule import OUTCOMES, Decisions
-from jaxmom.engine._checks import check_finite_names, check_seeds, check_trials, output_shapes
+from jaxmom.engine._checks import check_finite_names, check_seeds, output_shapes
 from jaxmom.engine._halving import rung_steps
 from jaxmom.engine._lanes import Search
 from jaxmom.engine._plans import Plan, check_plan
 from jaxmom.engine._pool import Pool, layout
-from jaxmom.engine._spaces import METHODS, check_space, sample
+from jaxmom.engine._samplers import make_sampler
 from jaxmom.engine._sweeps import _fingerprint
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
@@ -50,7 +50,7 @@ def asha_sweep(
     eta: int = 3,
     metric: str,
     mode: str | None = None,
-    sampler: str | Mapping = "random",
+    sampler: str | Mapping | Any = "random",
     seed: int = 0,
     lanes: int | None = None,
     out: str | os.PathLike | None = None,
@@ -79,7 +79,11 @@ def asha_sweep(
       metric: a scalar output of ``task.evaluate`` that ranks the trials.
       mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
       sampler: ``"random"``, ``"sobol"`` or ``"halton"`` (:func:`jaxmom.sample` of ``space``
-        with ``seed``), or a table of trials (name -> values), taken in order.
+        with ``seed``), a table of trials (name -> values), taken in order, or an Optuna
+        study (``optuna.create_study(direction=...)``, its direction the search's ``mode``),
+        asked for each new trial as lanes free up, told every rung's value and every trial's
+        end (pruned, complete or failed): see :mod:`jaxmom.engine._samplers`. A resumed
+        search replays what it told into a fresh study of the same sampler and seed.
       seed: the sampler's seed.
       lanes: runs per device (a trial takes one per seed); ``None`` fits the pool to the
         search, at most 64 a CPU device and 1,024 an accelerator.
@@ -128,7 +132,6 @@ def asha_sweep(
     if jax.process_count() > 1:
         raise ValueError("asha_sweep runs in one process, on its devices: start it in one")
     n_trials = check_positive_int(n_trials, "n_trials")
-    table, sampling = _trials(space, n_trials, sampler, seed)
     seeds = check_seeds(seeds)
     min_steps = check_positive_int(min_steps, "min_steps")
     max_steps = check_positive_int(max_steps, "max_steps")
@@ -136,6 +139,9 @@ def asha_sweep(
     if max_steps < min_steps:
         raise ValueError(f"max_steps={max_steps} must be >= min_steps={min_steps}")
     mode = metric_mode(metric, mode)
+    sign = -1.0 if mode == "max" else 1.0
+    source, sampling = make_sampler(space, n_trials, sampler, seed, sign)
+    table = source.table
     if lanes is not None and chunk_size is not None:
         raise ValueError(f"give lanes={lanes} (per device) or chunk_size={chunk_size}, not both")
     if chunk_size is not None:
@@ -186,9 +192,8 @@ def asha_sweep(
     like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
     pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices, options)
     pool.load(pool.zeros(slots))
-    sign = -1.0 if mode == "max" else 1.0
     decisions = Decisions(n_trials, rungs, len(seeds), eta, sign)
-    search = Search(pool, table, decisions, metric, check, traced.shapes)
+    search = Search(pool, source, decisions, metric, check, traced.shapes)
     search.t0 = t0
     saved = None if path is None else folder.load(path)
     if saved is not None:
@@ -197,7 +202,13 @@ def asha_sweep(
         pool.load(jax.tree.unflatten(jax.tree.structure(pool.zeros(1)), leaves))
     label = f"asha ({pool.capacity} x {len(seeds)} lanes, {chosen.describe()})"
     bar = _bar(progress, n_trials, search, label)
-    search.events = callback
+
+    def events(event: dict) -> None:
+        source.told(event)
+        if callback is not None:
+            callback(event)
+
+    search.events = events
     if bar is not None:
         search.on_decision = lambda t: _tick(bar, search)
     last = [time.perf_counter(), 0.0]  # when the last checkpoint ended, and what it took
@@ -233,6 +244,7 @@ def asha_sweep(
             segment_steps=spec.steps,
             segments=c["segments"],
             busy=pool.counts["busy"] / max(1, pool.counts["computed"]),
+            sampler_seconds=source.seconds,
             model_steps=c["model_steps"],
         ),
         plan=dict(chosen._asdict(), label=chosen.describe()),
@@ -255,26 +267,6 @@ def asha_sweep(
     res.rungs["outcomes"] = OUTCOMES
     res.trace = np.array(search.trace, np.float64).reshape(-1, 4)
     return res
-
-
-def _trials(space, n_trials: int, sampler, seed) -> tuple[dict, object]:
-    """The table of the trials to start, and what the store records of the sampler."""
-    if isinstance(sampler, Mapping):
-        if space is not None:
-            raise ValueError("give space=None with a table as sampler: the table is the trials")
-        table = check_trials(sampler)
-        n = len(next(iter(table.values())))
-        if n < n_trials:
-            raise ValueError(f"n_trials={n_trials} is more than the sampler table's {n} trials")
-        table = {k: v[:n_trials] for k, v in table.items()}
-        return table, Points.table(table).spec()["trials"]
-    if not isinstance(sampler, str) or sampler not in METHODS:
-        raise ValueError(f"sampler must be one of {METHODS} or a table of trials, got {sampler!r}")
-    check_space(space)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
-    table = sample(space, n_trials, method=sampler, seed=int(seed))
-    return table, dict(method=sampler, seed=int(seed), space={k: repr(v) for k, v in space.items()})
 
 
 def _fit(n: int, rungs: list, steps: int, eta: int, devices: int) -> int:

@@ -32,11 +32,12 @@ class Search:
     ``events``: called with each decision (a dict), or ``None``.
     """
 
-    def __init__(self, pool: Pool, table: dict, decisions: Decisions, metric: str, check, shapes):
-        self.pool, self.table, self.dec = pool, table, decisions
+    def __init__(self, pool: Pool, sampler, decisions: Decisions, metric: str, check, shapes):
+        self.pool, self.sampler, self.dec = pool, sampler, decisions
+        self.table = sampler.table  # filled as trials are asked
         self.metric, self.check = metric, tuple(check)
         self.rungs = np.asarray(decisions.rungs, np.int64)
-        self.n = len(next(iter(table.values())))
+        self.n = len(next(iter(self.table.values())))
         k = len(pool.seeds)
         self.final = {
             name: np.full((self.n, k, *s.shape), np.nan, np.float32) for name, s in shapes.items()
@@ -56,7 +57,8 @@ class Search:
 
     def arrays(self) -> dict:
         """The host state, NumPy arrays by name (the pool's lanes apart)."""
-        out = dict(self.dec.arrays())
+        out = dict(self.dec.arrays(), **self.sampler.arrays())
+        out.update({f"table/{k}": v for k, v in self.table.items()})
         out.update({f"final/{k}": v for k, v in self.final.items()})
         out.update(
             diverged=self.diverged,
@@ -71,6 +73,9 @@ class Search:
         return out
 
     def load(self, a: dict) -> None:
+        for k, v in self.table.items():
+            v[:] = a[f"table/{k}"]  # in place: the sampler's table too
+        self.sampler.load(a)
         self.dec.load(a)
         self.final = {k: np.array(a[f"final/{k}"]) for k in self.final}
         self.diverged = np.array(a["diverged"])
@@ -126,6 +131,7 @@ class Search:
         for slot in np.flatnonzero(self.slot_trial < 0):
             if self.next_trial >= self.n:
                 break
+            self.sampler.ask(self.next_trial)
             self.slot_trial[slot], self.slot_count[slot] = self.next_trial, 0
             self.dec.started_at[self.next_trial] = self.counters["model_steps"]
             self.next_trial += 1
