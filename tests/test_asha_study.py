@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxmom
-from tests.test_asha import DATA, KW, N, SEEDS, SPACE, TASK
+from tests.test_asha import DATA, KW, SEEDS, SPACE, TASK, N
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)

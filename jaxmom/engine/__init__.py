@@ -6,6 +6,7 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
   :class:`IntUniform`, :class:`Choice`): random and quasi-random search.
 - :func:`halving_sweep`: successive halving and Hyperband over a :class:`jaxmom.Task`.
 - :func:`asha_sweep`: asynchronous successive halving on a pool of lanes, one compiled program.
+- :func:`pbt_sweep`: population-based training on the same pool: schedules of hyperparameters.
 - :func:`optuna_sweep`: an Optuna study's sampler, asked and told in vectorized batches.
 - :class:`Plan`: how a sweep's steps run (one scan or segments, vmapped or unrolled, devices).
 """
@@ -24,6 +25,7 @@ from jaxmom.engine._halving import (
 from jaxmom.engine._halving_folder import check_halving_path as check_halving_path
 from jaxmom.engine._halving_folder import rung_stores as rung_stores
 from jaxmom.engine._optuna import optuna_sweep as optuna_sweep
+from jaxmom.engine._pbt import pbt_sweep as pbt_sweep
 from jaxmom.engine._plans import Plan as Plan
 from jaxmom.engine._spaces import (
     METHODS as METHODS,
@@ -60,6 +62,7 @@ __all__ = (
     "grid_sweep",
     "halving_sweep",
     "optuna_sweep",
+    "pbt_sweep",
     "product",
     "sample",
     "trial_sweep",

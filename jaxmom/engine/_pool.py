@@ -70,7 +70,9 @@ def program_for(spec: PoolSpec, like, mesh):
 
 @functools.lru_cache(maxsize=16)
 def _program(spec: PoolSpec, tree, leaves, mesh):
-    """``(state, hp, mode, reset, seeds, data) -> (state, {name: [D, k, m, ...]})``."""
+    """``(state, hp, mode, reset, source, seeds, data) -> (state, {name: [D, k, m, ...]})``:
+    first each slot takes the state of the slot ``source`` names (flat slot numbers; its own
+    for none: population-based training's exploit), then the ``reset`` slots start anew."""
     like = jax.tree.unflatten(tree, leaves)
     task = spec.task
     advance = task.segment if spec.form == "segments" else task.advance
@@ -96,7 +98,19 @@ def _program(spec: PoolSpec, tree, leaves, mesh):
             new = jax.tree.map(lambda b, c: jnp.where(mode == FULL, b, c), full, s)
         return new, named_leaves(task.evaluate(jax.tree.map(restore, like, new), hp, data))
 
-    def program(state, hp, mode, reset, seeds, data):
+    def program(state, hp, mode, reset, source, seeds, data):
+        def copy(state):  # a gather by flat slot, over every device's slots
+            def leaf(a):
+                d, k, m = a.shape[:3]
+                flat = jnp.swapaxes(a, 1, 2).reshape(d * m, k, *a.shape[3:])
+                taken = flat[source.reshape(-1)].reshape(d, m, k, *a.shape[3:])
+                return jnp.swapaxes(taken, 1, 2)
+
+            return jax.tree.map(leaf, state)
+
+        moved = source.reshape(-1) != jnp.arange(source.size)
+        state = jax.lax.cond(moved.any(), copy, lambda s: s, state)
+
         def restart(state):
             new = _each(form, mesh, fresh, data, (hp, mode), seeds)
             mask = reset[:, None, :]  # [D, 1, m]: every seed of a slot
@@ -159,16 +173,20 @@ class Pool:
         """The state, copied to the host."""
         return jax.tree.map(np.asarray, self.state)
 
-    def step(self, hp: dict, mode: np.ndarray, reset: np.ndarray) -> dict:
+    def step(self, hp: dict, mode: np.ndarray, reset: np.ndarray, source=None) -> dict:
         """One segment: ``hp`` ``{name: [capacity]}``, ``mode`` and ``reset`` ``[capacity]``
         (flat slots). Returns ``evaluate``'s outputs ``{name: [capacity, k, ...]}`` (host).
-        ``counts`` adds the slot-steps it ran for a trial and those it computed."""
+        ``source`` ``[capacity]``: the slot whose state each slot takes first (``None``: its
+        own). ``counts`` adds the slot-steps it ran for a trial and those it computed."""
         d, m = self.n_devices, self.slots
         hp = {n: np.asarray(v, self.hp_dtypes[n]).reshape(d, m) for n, v in hp.items()}
         mode = np.asarray(mode, np.int32).reshape(d, m)
         reset = np.asarray(reset, bool).reshape(d, m)
+        source = np.arange(d * m) if source is None else np.asarray(source)
+        source = source.astype(np.int32).reshape(d, m)
         seeds = np.broadcast_to(self.seeds, (d, len(self.seeds)))
-        args = (self.state, *jax.device_put((hp, mode, reset, seeds), self.sharding), self.placed)
+        inputs = jax.device_put((hp, mode, reset, source, seeds), self.sharding)
+        args = (self.state, *inputs, self.placed)
         fn = self.compiled.get(m)
         if fn is None:
             fn = self.compiled[m] = _compile(self.program, args, self.sharding, self.options)

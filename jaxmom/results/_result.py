@@ -56,6 +56,8 @@ class SweepResult:
     rungs: Any = None
     #: An ASHA search's best so far after every segment (see :func:`jaxmom.asha_sweep`).
     trace: Any = None
+    #: A population's hyperparameters over time and family tree (:func:`jaxmom.pbt_sweep`).
+    history: Any = None
 
     def __init__(
         self, axes, seeds, outputs, diverged, done, metadata, path=None, status=None, trials=None

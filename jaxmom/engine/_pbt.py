@@ -1,0 +1,315 @@
+"""Population-based training on the lane pool: a schedule of hyperparameters, learnt in one
+compiled program.
+
+Every member of the population holds one slot (a lane per seed). Every ``interval`` steps the
+members are evaluated and ranked by the metric's mean over seeds; each of the worst
+``fraction`` copies the whole state of a member drawn from the best ``fraction`` (exploit: a
+gather by slot inside the pool's program, so nothing recompiles) and takes its hyperparameters,
+explored (:mod:`jaxmom.engine._pbt_rule`). The result keeps every member's hyperparameters over
+time and its family tree, so the line of the best member is a schedule of hyperparameters.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxmom.common import check_positive_int, check_settings
+from jaxmom.engine import _lanes_store as folder
+from jaxmom.engine._checks import check_finite_names, check_seeds, output_shapes
+from jaxmom.engine._pbt_rule import exploit, explore, lineage
+from jaxmom.engine._plans import Plan, check_plan
+from jaxmom.engine._pool import FULL, HOLD, LAST, Pool, layout
+from jaxmom.engine._spaces import check_space, sample
+from jaxmom.engine._sweeps import _fingerprint
+from jaxmom.results import Points, SweepResult, metric_mode
+from jaxmom.training import Task
+
+#: Seconds between checkpoints of a search with ``out=`` (at interval boundaries).
+CHECKPOINT_SECONDS = 2.0
+
+
+def pbt_sweep(
+    task: Task,
+    space: Mapping,
+    population: int,
+    seeds: Sequence[int] = (0,),
+    *,
+    data=None,
+    steps: int,
+    interval: int,
+    metric: str,
+    mode: str | None = None,
+    fraction: float = 0.25,
+    perturb: Sequence[float] = (0.8, 1.2),
+    resample: float = 0.25,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    compiler_options: Mapping | None = None,
+    callback: Callable[[dict], object] | None = None,
+    check_finite: Sequence[str] | None = None,
+    settings: Mapping | None = None,
+    plan: Plan | Mapping | str | None = None,
+) -> SweepResult:
+    """Population-based training (Jaderberg et al. 2017) of ``population`` members.
+
+    Args:
+      task: a :class:`jaxmom.Task` (e.g. :func:`jaxmom.nnx_task`).
+      space: name -> :class:`jaxmom.Uniform`, :class:`jaxmom.LogUniform`,
+        :class:`jaxmom.IntUniform` or :class:`jaxmom.Choice`: where members start (a random
+        sample with ``seed``) and stay.
+      population: members, at least 2.
+      seeds: every member runs with each seed (``jax.random.key(s)``); it is ranked by its
+        metric's mean over them, and copies and is copied with all of them.
+      data: passed to the task's functions.
+      steps: the steps every member trains.
+      interval: steps between two decisions.
+      metric: a scalar output of ``task.evaluate`` that ranks the members.
+      mode: ``"min"`` or ``"max"``; ``None`` picks by the name (``"max"`` for an accuracy).
+      fraction: the worst ``fraction`` (at least one) copy a member of the best ``fraction``.
+      perturb: the factors a copied hyperparameter is multiplied by (one drawn each time).
+      resample: the probability that a copied hyperparameter is drawn anew from ``space``.
+      seed: the seed of the first sample and of every decision.
+      out: a folder: checkpointed at interval boundaries; the same call resumes a killed
+        search to the same bits.
+      chunk_size, progress, compiler_options, check_finite, settings, plan: as
+        :func:`jaxmom.asha_sweep`'s (``chunk_size`` the runs a call, at least the population's).
+      callback: called after every interval with a dict: ``interval``, ``steps``, ``values``
+        (the members' mean metric), ``copies`` (``{member: parent}``) and ``seconds``.
+
+    Returns:
+      A :class:`jaxmom.SweepResult` over ``trial`` (the members; their final hyperparameters
+      as the table): ``evaluate``'s outputs at ``steps``. ``res.history``: ``steps``
+      [intervals] (each interval's last step), ``hparams`` {name: [member, interval]} (what
+      each member trained with during each interval), ``parent`` [member, interval] (the member
+      it copied at the interval's start, -1 for none), ``metric`` [member, interval, seed],
+      ``best`` (the best member at the end) and ``line`` [interval] (the member whose run the
+      best one's was, during each interval: its schedule is ``hparams[name][line, arange]``).
+      ``res.trace`` [intervals, 4]: seconds, model-steps, best mean metric and its member.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a jaxmom.Task (e.g. jaxmom.nnx_task), got {task!r}")
+    if jax.process_count() > 1:
+        raise ValueError("pbt_sweep runs in one process, on its devices: start it in one")
+    check_space(space)
+    population = check_positive_int(population, "population", minimum=2)
+    seeds = check_seeds(seeds)
+    steps = check_positive_int(steps, "steps")
+    interval = check_positive_int(interval, "interval")
+    if interval > steps:
+        raise ValueError(f"interval={interval} must be <= steps={steps}")
+    for name, value, ok in (
+        ("fraction", fraction, isinstance(fraction, numbers.Real) and 0 < fraction <= 0.5),
+        ("resample", resample, isinstance(resample, numbers.Real) and 0 <= resample <= 1),
+    ):
+        if not ok:
+            limits = "in (0, 0.5]" if name == "fraction" else "in [0, 1]"
+            raise ValueError(f"{name} must be a number {limits}, got {name}={value!r}")
+    factors = tuple(perturb) if isinstance(perturb, Sequence) else ()
+    if not factors or not all(isinstance(f, numbers.Real) and f > 0 for f in factors):
+        raise ValueError(f"perturb must be a sequence of positive factors, got {perturb!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    mode = metric_mode(metric, mode)
+    user = check_settings(settings)
+    forced = check_plan(plan)
+    ends = [min(steps, interval * (i + 1)) for i in range(math.ceil(steps / interval))]
+    table = sample(space, population, method="random", seed=int(seed))
+    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
+    traced = output_shapes(task.train_fn(interval), hp_dtypes, data, data is not None)
+    scalars = [k for k, s in traced.shapes.items() if s.shape == ()]
+    if metric not in scalars:
+        raise ValueError(
+            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
+        )
+    check = check_finite_names(check_finite, traced.shapes)
+    k = len(seeds)
+    lanes = None if chunk_size is None else max(1, chunk_size // jax.device_count())
+    setting = (task, traced.primitives, k, population * k, ends)
+    spec, chosen, slots = layout(setting, forced, lanes, lambda s, d: -(-population // d))
+    spec = spec._replace(has_data=data is not None)
+    if slots * chosen.devices < population:
+        raise ValueError(
+            f"chunk_size={chunk_size} runs a call hold {slots * chosen.devices} member(s) of "
+            f"{k} seeds, fewer than the population's {population}"
+        )
+    record = dict(
+        space={n: repr(v) for n, v in space.items()},
+        population=population,
+        seeds=seeds.tolist(),
+        steps=steps,
+        interval=interval,
+        metric=metric,
+        mode=mode,
+        fraction=float(fraction),
+        perturb=[float(f) for f in factors],
+        resample=float(resample),
+        seed=int(seed),
+        slots=slots,
+        devices=chosen.devices,
+        segment_steps=spec.steps,
+        form=[spec.form, spec.vectorize],
+        computation=traced.computation,
+        data=_fingerprint(data),
+        settings=user,
+    )
+    path = None if out is None else folder.open_search(out, record)
+    hp = {n: jax.ShapeDtypeStruct((), d) for n, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices, compiler_options)
+    pool.load(pool.zeros(slots))
+    pool.label = f"{population} x {k} lanes, {chosen.describe()}"
+    run = _Population(pool, space, table, ends, metric, -1.0 if mode == "max" else 1.0)
+    run.rule = (float(fraction), factors, float(resample), int(seed))
+    run.t0, run.callback = t0, callback
+    saved = None if path is None else folder.load(path)
+    if saved is not None:
+        run.load(saved)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(ends), initial=run.done, unit="interval", desc=f"pbt ({pool.label})")
+    last = [time.perf_counter()]
+    try:
+        while run.done < len(ends):
+            run.interval()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"best {run.trace[-1][2]:.4g}", refresh=False)
+            now = time.perf_counter()
+            if path is not None and (run.done == len(ends) or now - last[0] >= CHECKPOINT_SECONDS):
+                folder.save(path, run.arrays(), run.model_steps)
+                last[0] = time.perf_counter()
+    finally:
+        if bar is not None:
+            bar.close()
+    return run.result(seeds, check, dict(record, computation=None), chosen, t0)
+
+
+class _Population:
+    """The host's side of a population: hyperparameters, history, decisions, the segments."""
+
+    def __init__(self, pool: Pool, space, table: dict, ends: list[int], metric: str, sign):
+        self.pool, self.space, self.ends, self.metric, self.sign = pool, space, ends, metric, sign
+        n, i = len(next(iter(table.values()))), len(ends)
+        self.n = n
+        self.hp = {name: np.array(v, np.float64) for name, v in table.items()}
+        self.history = {name: np.zeros((n, i)) for name in table}
+        self.parent = np.full((n, i), -1, np.int64)
+        self.values = np.full((n, i, len(pool.seeds)), np.nan)
+        self.source = np.arange(pool.capacity)
+        self.done, self.model_steps, self.count = 0, 0, 0
+        self.trace: list[list[float]] = []
+        self.final: dict = {}
+        self.rule: tuple = ()
+        self.callback: Any = None
+        self.t0 = time.perf_counter()
+        self.seconds = 0.0  # before this call
+
+    def interval(self) -> None:
+        pool, spec, i = self.pool, self.pool.spec, self.done
+        c, n = pool.capacity, self.n
+        live = np.arange(c) < n
+        reset = live & (i == 0 and self.count == 0)
+        hp = {name: np.resize(v, c) for name, v in self.hp.items()}
+        for name in self.hp:
+            self.history[name][:, i] = self.hp[name]
+        while self.count < self.ends[i]:
+            last = bool(spec.rest) and self.ends[i] - self.count == spec.rest
+            mode = np.where(live, LAST if last else FULL, HOLD)
+            outs = pool.step(hp, mode, reset, self.source)
+            reset, self.source = np.zeros(c, bool), np.arange(c)
+            ran = spec.rest if last else spec.steps
+            self.count += ran
+            self.model_steps += ran * n * len(pool.seeds)
+        self.values[:, i] = outs[self.metric][:n]
+        self.final = {name: v[:n] for name, v in outs.items()}
+        score = self.sign * self.values[:, i].mean(-1)
+        finite = np.where(np.isfinite(score), score, np.inf)
+        best = int(np.argmin(finite))
+        seconds = self.seconds + time.perf_counter() - self.t0
+        self.trace.append([seconds, self.model_steps, self.sign * finite[best], best])
+        copies: dict[int, int] = {}
+        if i + 1 < len(self.ends):
+            fraction, factors, resample, seed = self.rule
+            rng = np.random.default_rng([seed, 1, i])
+            copies = exploit(score, fraction, rng)
+            for member, parent in copies.items():
+                row = {name: v[parent] for name, v in self.hp.items()}
+                new = explore(row, self.space, factors, resample, rng)
+                for name in self.hp:
+                    self.hp[name][member] = new[name]
+                self.source[member] = parent
+                self.parent[member, i + 1] = parent
+        self.done += 1
+        if self.callback is not None:
+            values = self.sign * score
+            self.callback(
+                dict(interval=i, steps=self.count, values=values, copies=copies, seconds=seconds)
+            )
+
+    def arrays(self) -> dict:
+        out: dict[str, Any] = {f"hp/{k}": v for k, v in self.hp.items()}
+        out.update({f"history/{k}": v for k, v in self.history.items()})
+        out.update({f"final/{k}": v for k, v in self.final.items()})
+        out.update(parent=self.parent, values=self.values, source=self.source)
+        out["counters"] = np.array([self.done, self.model_steps, self.count], np.int64)
+        out["trace"] = np.array(self.trace, np.float64).reshape(-1, 4)
+        out["seconds"] = np.float64(self.seconds + time.perf_counter() - self.t0)
+        for j, a in enumerate(jax.tree.leaves(self.pool.host_state())):
+            out[f"pool/{j}"] = a
+        return out
+
+    def load(self, a: dict) -> None:
+        self.hp = {k: np.array(a[f"hp/{k}"]) for k in self.hp}
+        self.history = {k: np.array(a[f"history/{k}"]) for k in self.history}
+        self.final = {
+            k[len("final/") :]: np.array(v) for k, v in a.items() if k.startswith("final/")
+        }
+        self.parent, self.values = np.array(a["parent"]), np.array(a["values"])
+        self.source = np.array(a["source"])
+        self.done, self.model_steps, self.count = a["counters"].tolist()
+        self.trace, self.seconds = a["trace"].tolist(), float(a["seconds"])
+        like = self.pool.zeros(1)
+        tree = jax.tree.structure(like)
+        leaves = [a[f"pool/{j}"] for j in range(len(jax.tree.leaves(like)))]
+        self.pool.load(jax.tree.unflatten(tree, leaves))
+
+    def result(self, seeds, check, settings: dict, chosen, t0: float) -> SweepResult:
+        bad = np.zeros((self.n, len(seeds)), bool)
+        for name in check:
+            v = self.final[name]
+            bad |= ~np.isfinite(v.reshape(*v.shape[:2], -1)).all(-1)
+        table = {k: v.astype(self.pool.hp_dtypes[k]) for k, v in self.hp.items()}
+        meta = dict(settings=settings, pbt=True, wall_seconds=time.perf_counter() - t0)
+        meta["pool"] = dict(label=self.pool.label, model_steps=self.model_steps)
+        meta["plan"] = dict(chosen._asdict(), label=chosen.describe())
+        points = Points.table(table)
+        res = SweepResult(
+            points.axes, seeds, self.final, bad, np.ones_like(bad), meta, trials=table
+        )
+        best = int(self.trace[-1][3])
+        res.history = dict(
+            steps=np.array(self.ends),
+            hparams=self.history,
+            parent=self.parent,
+            metric=self.values,
+            best=best,
+            line=lineage(self.parent, best),
+        )
+        res.trace = np.array(self.trace, np.float64).reshape(-1, 4)
+        return res

@@ -1,0 +1,147 @@
+"""pbt_sweep: population-based training on the lane pool. Every member's final run is replayed
+as one Task run, jitted, with the hyperparameter schedule of its line of descent (so an exploit
+copied its parent's state exactly); explore stays in the space and repeats with the seed; one
+compiled program a search; a SIGKILL resumes to the same bits."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import jaxmom
+from jaxmom.engine._pbt_rule import exploit, lineage
+from tests.test_asha import DATA, SEEDS, SPACE, TASK
+
+KW = dict(steps=30, interval=6, metric="test_accuracy", progress=False)
+P = 8
+
+
+@pytest.fixture(scope="module")
+def trained():
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None
+    )
+    res = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, **KW)
+    first = len(compiles)
+    again = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, **KW)
+    return res, again, first, len(compiles) - first
+
+
+def replay(res, member: int, seed_index: int) -> dict:
+    """``member``'s run as one Task run: its line's hyperparameters, interval by interval."""
+    h = res.history
+    line = lineage(h["parent"], member)
+    advance = jax.jit(TASK.advance, static_argnums=3)
+    key = jax.random.key(SEEDS[seed_index])
+
+    def hp(i):
+        return {k: np.float32(v[line[i], i]) for k, v in h["hparams"].items()}
+
+    state, before = jax.jit(TASK.init)(hp(0), key, DATA), 0
+    for i, end in enumerate(h["steps"].tolist()):
+        state, before = advance(state, hp(i), DATA, end - before), end
+    return jax.jit(TASK.evaluate)(state, hp(len(line) - 1), DATA)
+
+
+def test_every_member_replays_as_one_run_of_its_lines_schedule(trained):
+    res, _, _, _ = trained
+    parent = res.history["parent"]
+    assert (parent >= 0).sum() >= P // 4 * 3  # members copied others, interval by interval
+    for member in range(P):
+        for s in range(len(SEEDS)):
+            ref = replay(res, member, s)
+            for name, v in ref.items():
+                np.testing.assert_allclose(res[name][member, s], v, rtol=1e-5, atol=1e-6)
+
+
+def test_explore_stays_in_the_space_and_repeats_with_the_seed(trained):
+    res, again, _, _ = trained
+    for name, dim in SPACE.items():
+        v = res.history["hparams"][name]
+        assert (v >= dim.low).all() and (v <= dim.high).all()
+        np.testing.assert_array_equal(again.history["hparams"][name], v)
+    np.testing.assert_array_equal(again.history["parent"], res.history["parent"])
+    other = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, seed=1, **KW)
+    assert not np.array_equal(other.history["parent"], res.history["parent"])
+    # a copied member explored from its parent's values: a factor of perturb, or a new draw
+    h, steps = res.history, res.history["hparams"]["learning_rate"]
+    for m, i in zip(*np.nonzero(h["parent"] >= 0), strict=True):
+        ratio = steps[m, i] / steps[h["parent"][m, i], i - 1]
+        assert np.isclose(ratio, [0.8, 1.2]).any() or not np.isclose(ratio, 1.0)
+
+
+def test_one_program_a_search_and_none_repeated(trained):
+    res, again, first, repeated = trained
+    assert first <= 1 and repeated == 0
+    for name in res.outputs:
+        np.testing.assert_array_equal(again[name], res[name])
+    best = res.history["best"]
+    means = res["test_accuracy"].mean(-1)
+    assert means[best] == means.max() and res.trace[-1, 3] == best
+
+
+def test_exploit_copies_the_best_into_the_worst():
+    rng = np.random.default_rng(0)
+    scores = np.array([5.0, 1.0, np.nan, 3.0, 0.0, 4.0, 2.0, 6.0])
+    copies = exploit(scores, 0.25, rng)
+    assert set(copies) == {7, 2} and set(copies.values()) <= {4, 1}
+    parent = np.full((3, 3), -1)
+    parent[0, 2], parent[2, 1] = 2, 1
+    assert lineage(parent, 0).tolist() == [1, 2, 0]
+
+
+_KILLED = """
+import os, signal, sys
+sys.path.insert(0, "tests")
+import jaxmom
+from jaxmom.engine import _pbt
+from test_asha import TASK, SPACE, SEEDS, DATA
+from test_pbt import KW, P
+_pbt.CHECKPOINT_SECONDS = 0.0
+def kill(event):
+    if event["interval"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=sys.argv[1], callback=kill, **KW)
+"""
+
+
+def test_a_sigkill_mid_search_resumes_to_the_same_bits(tmp_path, trained):
+    res, _, _, _ = trained
+    out = tmp_path / "pbt"
+    env = dict(os.environ, PYTHONPATH=".")
+    got = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=300
+    )
+    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    resumed = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=out, **KW)
+    for name in res.outputs:
+        np.testing.assert_array_equal(resumed[name], res[name])
+    np.testing.assert_array_equal(resumed.history["parent"], res.history["parent"])
+    with pytest.raises(ValueError, match="other settings"):
+        jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=out, **dict(KW, interval=5))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(population=1), "population"),
+        (dict(interval=31), "interval=31 must be <= steps=30"),
+        (dict(fraction=0.6), "fraction must be a number in"),
+        (dict(resample=2), "resample must be a number in"),
+        (dict(perturb=(0.8, -1)), "perturb must be a sequence of positive factors"),
+        (dict(metric="nope"), "metric must be a scalar output"),
+        (dict(space={"beta": 3}), "space\\['beta'\\] must be"),
+        (dict(chunk_size=2), r"hold 1 member\(s\) of 2 seeds, fewer than the population's 8"),
+        (dict(seed=-1), "seed must be an integer"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_compute(change, message):
+    args = dict(task=TASK, space=SPACE, population=P, seeds=SEEDS, data=DATA, **KW)
+    args.update(change)
+    with pytest.raises((ValueError, TypeError), match=message):
+        jaxmom.pbt_sweep(**args)
