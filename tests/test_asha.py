@@ -59,6 +59,14 @@ def digits():
 
 
 DATA = digits()
+
+
+def same_devices() -> str:
+    """XLA_FLAGS for a subprocess whose search this process resumes: its devices (another
+    count is refused), read when asked (importing this module starts no backend)."""
+    return f"--xla_force_host_platform_device_count={jax.device_count()}"
+
+
 _COMPILES: list = []
 
 
@@ -197,7 +205,7 @@ jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=digits(), out=sys.argv[1], callbac
 def test_a_sigkill_mid_search_resumes_to_the_same_bits(tmp_path, searched):
     res, _, _ = searched
     out = tmp_path / "search"
-    env = dict(os.environ, PYTHONPATH=".")
+    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
     got = subprocess.run(
         [sys.executable, "-c", _KILLED, str(out), "20"], env=env, capture_output=True, timeout=300
     )

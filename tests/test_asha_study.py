@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxmom
-from tests.test_asha import DATA, KW, SEEDS, SPACE, TASK, N
+from tests.test_asha import DATA, KW, SEEDS, SPACE, TASK, N, same_devices
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -79,7 +79,7 @@ jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=DATA, sampler=study(), out=sys.arg
 def test_a_killed_search_resumes_into_a_fresh_study_to_the_same_bits(tmp_path, asked):
     s, res = asked
     out = tmp_path / "search"
-    env = dict(os.environ, PYTHONPATH=".")
+    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
     got = subprocess.run(
         [sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=300
     )

@@ -28,7 +28,9 @@ def test_quick_search_bench_writes_a_report_of_every_method(tmp_path, capsys):
 def check_space(report, space):
     rows = {r["method"]: r for r in report["rows"] if r["space"] == space}
     expected = set(bench_search.METHODS) - set(report["skipped"])
-    assert set(rows) == expected and {"exhaustive", "halving", "hyperband", "asha"} <= expected
+    assert (
+        set(rows) == expected and {"exhaustive", "halving", "hyperband", "asha", "pbt"} <= expected
+    )
     dims = bench_search.SPACES[space]
     table = jaxmom.sample(dims, 27, method="random", seed=0)
     for method, r in rows.items():
@@ -49,3 +51,8 @@ def check_space(report, space):
     # halving compiled the same pool before it), lanes mostly busy
     assert rows["asha"]["compiles"] <= 1 and rows["asha"]["busy"] > 0.5
     assert rows["asha"]["model_steps"] < steps / 2
+    # pbt: a population of 4 trained to the end, its best's schedule replayed on the test split
+    assert rows["pbt"]["population"] == 4
+    assert rows["pbt"]["model_steps"] == 4 * 2 * report["task"]["epochs"] * 34
+    if "asha_tpe" in rows:  # the study's TPE chose asha's trials: its time is recorded
+        assert rows["asha_tpe"]["sampler_seconds"] > 0

@@ -14,7 +14,7 @@ import pytest
 
 import jaxmom
 from jaxmom.engine._pbt_rule import exploit, lineage
-from tests.test_asha import DATA, SEEDS, SPACE, TASK
+from tests.test_asha import DATA, SEEDS, SPACE, TASK, same_devices
 
 KW = dict(steps=30, interval=6, metric="test_accuracy", progress=False)
 P = 8
@@ -113,7 +113,7 @@ jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=sys.argv[1], callback=kil
 def test_a_sigkill_mid_search_resumes_to_the_same_bits(tmp_path, trained):
     res, _, _, _ = trained
     out = tmp_path / "pbt"
-    env = dict(os.environ, PYTHONPATH=".")
+    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
     got = subprocess.run(
         [sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=300
     )
@@ -145,3 +145,9 @@ def test_bad_arguments_are_refused_before_any_compute(change, message):
     args.update(change)
     with pytest.raises((ValueError, TypeError), match=message):
         jaxmom.pbt_sweep(**args)
+
+
+def test_the_plot_draws_the_schedules(trained, tmp_path):
+    res, _, _, _ = trained
+    path = res.plot(tmp_path / "pbt.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

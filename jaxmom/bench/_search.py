@@ -23,7 +23,11 @@ Methods (``configs`` configurations, 729 by default):
   accuracy reported after every epoch;
 - ``optuna_sweep``: :func:`jaxmom.optuna_sweep` with TPE, 3 batches;
 - ``asha``: :func:`jaxmom.asha_sweep` over the random configurations (eta = 3, from 38 steps),
-  asynchronous successive halving on a pool of lanes, one compiled program.
+  asynchronous successive halving on a pool of lanes, one compiled program;
+- ``asha_tpe``: the same with Optuna's TPE (multivariate, constant liar) choosing each new
+  trial (``sampler=study``);
+- ``pbt``: :func:`jaxmom.pbt_sweep` with the model-steps of ``asha``: a population of 12% of
+  ``configs`` (87 of 729) trained to the end, a decision every 3 epochs.
 
 Each row: the best validation accuracy, the test accuracy of that configuration, model-steps
 spent (steps x seeds, over every run), wall time (compilation included), the programs XLA
@@ -40,6 +44,7 @@ import numpy as np
 
 from jaxmom.bench import _report as bench
 from jaxmom.bench import _search_report as search_report
+from jaxmom.bench._search_pool import asha, best_config, pbt
 from jaxmom.bench._search_task import (
     METRIC,
     SPACES,
@@ -51,7 +56,6 @@ from jaxmom.bench._search_task import (
 )
 from jaxmom.engine import (
     LogUniform,
-    asha_sweep,
     halving_sweep,
     product,
     sample,
@@ -59,8 +63,18 @@ from jaxmom.engine import (
 )
 
 FORMAT = "jaxmom.bench_search/2"
-METHODS = ("exhaustive", "random", "halving", "hyperband", "optuna_tpe", "optuna_sweep", "asha")
-OPTIONAL = {"optuna_tpe": "optuna", "optuna_sweep": "optuna"}
+METHODS = (
+    "exhaustive",
+    "random",
+    "halving",
+    "hyperband",
+    "optuna_tpe",
+    "optuna_sweep",
+    "asha",
+    "asha_tpe",
+    "pbt",
+)
+OPTIONAL = {"optuna_tpe": "optuna", "optuna_sweep": "optuna", "asha_tpe": "optuna"}
 TASK_REQUIRES = "sklearn"
 
 
@@ -77,18 +91,11 @@ def _grid(configs: int, space: dict) -> dict:
     return product(axes)
 
 
-def _best(table: dict, values: np.ndarray) -> tuple[dict, float]:
-    """The configuration with the highest mean over seeds (NaN ranks last)."""
-    mean = np.where(np.isfinite(values).all(-1), values.mean(-1), -np.inf)
-    i = int(np.argmax(mean))
-    return {k: float(v[i]) for k, v in table.items()}, float(mean[i])
-
-
 def _sweep(plan: Plan, table: dict) -> dict:
     task, val, _ = setup(plan.hidden, plan.space_name)
     steps = plan.epochs * steps_per_epoch(plan)
     res = trial_sweep(task.train_fn(steps), table, plan.seeds, data=val, progress=False)
-    config, best = _best(table, np.asarray(res[METRIC]))
+    config, best = best_config(table, np.asarray(res[METRIC]))
     n = len(next(iter(table.values())))
     return dict(config=config, val=best, model_steps=n * len(plan.seeds) * steps)
 
@@ -108,39 +115,9 @@ def _halving(plan: Plan, table: dict, brackets: int) -> dict:
         mode="max",
         progress=False,
     )
-    config, best = _best(table, np.asarray(res[METRIC]))
+    config, best = best_config(table, np.asarray(res[METRIC]))
     spent = int(res.rungs["reached"].sum()) * len(plan.seeds)
     return dict(config=config, val=best, model_steps=spent, busy=res.metadata["pool"]["busy"])
-
-
-def _asha(plan: Plan) -> dict:
-    task, val, _ = setup(plan.hidden, plan.space_name)
-    steps = plan.epochs * steps_per_epoch(plan)
-    res = asha_sweep(
-        task,
-        plan.space,
-        plan.configs,
-        plan.seeds,
-        data=val,
-        min_steps=plan.min_steps,
-        max_steps=steps,
-        metric=METRIC,
-        mode="max",
-        sampler="random",
-        seed=0,
-        progress=False,
-    )
-    config, best = _best(res.trials, np.asarray(res[METRIC]))
-    pool = res.metadata["pool"]
-    trace = [[t, v] for t, _, v, _ in res.trace.tolist() if np.isfinite(v)]
-    return dict(
-        config=config,
-        val=best,
-        model_steps=pool["model_steps"],
-        busy=pool["busy"],
-        trace=trace,
-        pool=dict(lanes=pool["slots"] * pool["lanes_per_slot"], segments=pool["segments"]),
-    )
 
 
 def test_accuracy(plan: Plan, config: dict) -> float:
@@ -197,7 +174,9 @@ def _run_space(plan: Plan, methods: Sequence[str], say) -> list[dict]:
         "hyperband": lambda: _halving(plan, table, 3),
         "optuna_tpe": lambda: optuna_tpe(plan),
         "optuna_sweep": lambda: optuna_sweep_peer(plan),
-        "asha": lambda: _asha(plan),
+        "asha": lambda: asha(plan),
+        "asha_tpe": lambda: asha(plan, tpe=True),
+        "pbt": lambda: pbt(plan),
     }
     rows = []
     log = bench.compile_log()
@@ -207,10 +186,11 @@ def _run_space(plan: Plan, methods: Sequence[str], say) -> list[dict]:
         row = calls[method]()
         seconds = time.perf_counter() - t0
         row.update(method=method, space=plan.space_name, seconds=seconds)
-        row["compiles"] = bench.compiled_programs(log)
-        row["test"] = test_accuracy(plan, row["config"])
-        row.setdefault("trace", [[seconds, row["val"]]])
         row.setdefault("busy", None)
+        row["compiles"] = bench.compiled_programs(log)
+        if "test" not in row:  # pbt's: its own schedule's, replayed on the test split
+            row["test"] = test_accuracy(plan, row["config"])
+        row.setdefault("trace", [[seconds, row["val"]]])
         rows.append(row)
         say(
             f"{plan.space_name:6s} {method:13s} val {row['val']:.4f} test {row['test']:.4f}  "
@@ -236,7 +216,7 @@ def _ratios(rows: list[dict], space: str) -> dict:
     _reach(rows)
     by = {r["method"]: r for r in rows}
     out = {}
-    for m in ("halving", "hyperband", "optuna_sweep", "asha"):
+    for m in ("halving", "hyperband", "optuna_sweep", "asha", "asha_tpe", "pbt"):
         for peer in ("exhaustive", "optuna_tpe"):
             if m in by and peer in by:
                 key = f"{space}: {peer}/{m}"

@@ -19,6 +19,7 @@ import numpy as np
 from jaxmom.common import check_output_file
 from jaxmom.results import _export as export
 from jaxmom.results import _plots as plots
+from jaxmom.results import _plots_pbt as plots_pbt
 from jaxmom.results._format import READABLE, array_name
 from jaxmom.results._grid_array import GridArray
 from jaxmom.results._integrity import (
@@ -52,11 +53,10 @@ class SweepResult:
       metadata: settings, versions, devices, wall time.
     """
 
-    #: A halving search's decisions (see :func:`jaxmom.halving_sweep`); ``None`` otherwise.
+    #: A halving or ASHA search's decisions and best after every segment, a population's
+    #: hyperparameters and family tree (``halving_sweep``, ``asha_sweep``, ``pbt_sweep``).
     rungs: Any = None
-    #: An ASHA search's best so far after every segment (see :func:`jaxmom.asha_sweep`).
     trace: Any = None
-    #: A population's hyperparameters over time and family tree (:func:`jaxmom.pbt_sweep`).
     history: Any = None
 
     def __init__(
@@ -312,6 +312,8 @@ class SweepResult:
     ) -> Path:
         """Writes the plots that fit the sweep to a PNG (without pyplot).
 
+        A population's (:func:`jaxmom.pbt_sweep`): its schedules and metric over time.
+
         Args:
           path: the PNG file.
           metric: the output drawn (default a halving sweep's own metric, else
@@ -321,6 +323,8 @@ class SweepResult:
         Returns:
           ``path``.
         """
+        if self.history is not None:
+            return plots_pbt.schedules(self, check_output_file(path, "plot"))
         return plots.overview(self, check_output_file(path, "plot"), metric, mode)
 
 
