@@ -33,6 +33,7 @@ EXPERIMENTS = (
     "beta_sweep",
     "effective_lr",
     "digits_sweep",
+    "pbt_schedules",
 )
 
 
