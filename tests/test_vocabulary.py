@@ -1,7 +1,7 @@
 """One vocabulary for the sweeps: the keywords every sweep shares are accepted in the same
 place, with the same meaning, by grid_sweep, trial_sweep, halving_sweep, asha_sweep,
-optuna_sweep and sweep; old spellings warn and still work; optuna_sweep writes and resumes
-stores."""
+pbt_sweep, optuna_sweep and sweep; old spellings warn and still work; optuna_sweep writes and
+resumes stores."""
 
 import inspect
 import json
@@ -19,6 +19,7 @@ SWEEPS = {
     "trial_sweep": jaxmom.trial_sweep,
     "halving_sweep": jaxmom.halving_sweep,
     "asha_sweep": jaxmom.asha_sweep,
+    "pbt_sweep": jaxmom.pbt_sweep,
     "optuna_sweep": jaxmom.optuna_sweep,
     "sweep": jaxmom.sweep,
 }
