@@ -24,13 +24,12 @@ import numpy as np
 from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine import _lanes_store as folder
 from jaxmom.engine._asha_rule import OUTCOMES, Decisions
-from jaxmom.engine._checks import check_finite_names, check_seeds, output_shapes
+from jaxmom.engine._checks import check_seeds
 from jaxmom.engine._halving import rung_steps
 from jaxmom.engine._lanes import Search
 from jaxmom.engine._plans import Plan, check_plan
-from jaxmom.engine._pool import Pool, layout
+from jaxmom.engine._pool_setup import Request, set_up
 from jaxmom.engine._samplers import make_sampler
-from jaxmom.engine._sweeps import _fingerprint
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
 
@@ -154,53 +153,25 @@ def asha_sweep(
     user = check_settings(settings)
     forced = check_plan(plan)
     rungs = rung_steps(min_steps, max_steps, eta)
-    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
-    traced = output_shapes(task.train_fn(min_steps), hp_dtypes, data, data is not None)
-    scalars = [k for k, s in traced.shapes.items() if s.shape == ()]
-    if metric not in scalars:
-        raise ValueError(
-            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
-        )
-    check = check_finite_names(check_finite, traced.shapes)
-    setting = (task, traced.primitives, len(seeds), n_trials * len(seeds), rungs)
 
     def fit(steps: int, devices: int) -> int:
         return _fit(n_trials, rungs, steps, eta, devices)
 
-    spec, chosen, slots = layout(setting, forced, lanes, fit)
-    spec = spec._replace(has_data=data is not None)
-    record = dict(
-        sampler=sampling,
-        n_trials=n_trials,
-        seeds=seeds.tolist(),
-        rungs=rungs,
-        eta=eta,
-        metric=metric,
-        mode=mode,
-        slots=slots,
-        devices=chosen.devices,
-        segment_steps=spec.steps,
-        form=[spec.form, spec.vectorize],
-        computation=traced.computation,
-        data=_fingerprint(data),
-        settings=user,
-    )
+    req = Request(task, seeds, data, metric, check_finite, forced, lanes, options)
+    pool, chosen, check, shapes, record = set_up(req, table, rungs, fit)
+    record.update(sampler=sampling, n_trials=n_trials, rungs=rungs, eta=eta, mode=mode)
+    record["settings"] = user
     path = None if out is None else folder.open_search(out, record)
-
-    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
-    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices, options)
-    pool.load(pool.zeros(slots))
+    spec = pool.spec
     decisions = Decisions(n_trials, rungs, len(seeds), eta, sign)
-    search = Search(pool, source, decisions, metric, check, traced.shapes)
+    search = Search(pool, source, decisions, metric, check, shapes)
     search.t0 = t0
     saved = None if path is None else folder.load(path)
     if saved is not None:
         search.load(saved)
         leaves = [saved[f"pool/{i}"] for i in range(len(jax.tree.leaves(pool.zeros(1))))]
         pool.load(jax.tree.unflatten(jax.tree.structure(pool.zeros(1)), leaves))
-    label = f"asha ({pool.capacity} x {len(seeds)} lanes, {chosen.describe()})"
+    label = f"asha ({pool.label})"
     bar = _bar(progress, n_trials, search, label)
 
     def events(event: dict) -> None:

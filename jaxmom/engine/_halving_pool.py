@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from jaxmom.engine._checks import output_shapes
 from jaxmom.engine._plans import check_plan
-from jaxmom.engine._pool import FULL, HOLD, LAST, Pool, layout
+from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
+from jaxmom.engine._pool_setup import Request, set_up
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,7 @@ def halving_pool(schedule, table, sizes, chunk_size, options) -> Pool:
         schedule.steps,
         schedule.eta,
     )
-    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
-    traced = output_shapes(task.train_fn(steps[0]), hp_dtypes, data, data is not None)
-    k, n = len(seeds), sum(sizes)
+    n = sum(sizes)
     lanes = None if chunk_size is None else max(1, chunk_size // jax.device_count())
 
     def fit(seg: int, devices: int) -> int:
@@ -83,17 +81,9 @@ def halving_pool(schedule, table, sizes, chunk_size, options) -> Pool:
         cap = max(1, -(-n // devices))
         return fit_slots(alive, segments, devices, 1 << max(0, (cap - 1).bit_length()))
 
-    setting = (task, traced.primitives, k, n * k, steps)
-    spec, chosen, slots = layout(setting, check_plan(schedule.plan), lanes, fit)
-    hp = {name: jax.ShapeDtypeStruct((), d) for name, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
-    pool = Pool(
-        spec._replace(has_data=data is not None), like, hp_dtypes, seeds, data, chosen.devices
-    )
-    pool.load(pool.zeros(slots))
-    pool.label = f"pool of {pool.capacity} x {k} lanes, {chosen.describe()}"
-    return pool
+    plan = check_plan(schedule.plan)
+    req = Request(task, seeds, data, schedule.metric, (), plan, lanes, options)
+    return set_up(req, table, steps, fit).pool
 
 
 def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label=None) -> tuple:

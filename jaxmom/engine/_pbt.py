@@ -23,12 +23,12 @@ import numpy as np
 
 from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine import _lanes_store as folder
-from jaxmom.engine._checks import check_finite_names, check_seeds, output_shapes
+from jaxmom.engine._checks import check_seeds
 from jaxmom.engine._pbt_rule import exploit, explore, lineage
 from jaxmom.engine._plans import Plan, check_plan
-from jaxmom.engine._pool import FULL, HOLD, LAST, Pool, layout
+from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
+from jaxmom.engine._pool_setup import Request, set_up
 from jaxmom.engine._spaces import check_space, sample
-from jaxmom.engine._sweeps import _fingerprint
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
 
@@ -127,51 +127,28 @@ def pbt_sweep(
     forced = check_plan(plan)
     ends = [min(steps, interval * (i + 1)) for i in range(math.ceil(steps / interval))]
     table = sample(space, population, method="random", seed=int(seed))
-    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
-    traced = output_shapes(task.train_fn(interval), hp_dtypes, data, data is not None)
-    scalars = [k for k, s in traced.shapes.items() if s.shape == ()]
-    if metric not in scalars:
-        raise ValueError(
-            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
-        )
-    check = check_finite_names(check_finite, traced.shapes)
     k = len(seeds)
     lanes = None if chunk_size is None else max(1, chunk_size // jax.device_count())
-    setting = (task, traced.primitives, k, population * k, ends)
-    spec, chosen, slots = layout(setting, forced, lanes, lambda s, d: -(-population // d))
-    spec = spec._replace(has_data=data is not None)
-    if slots * chosen.devices < population:
+    req = Request(task, seeds, data, metric, check_finite, forced, lanes, compiler_options)
+    pool, chosen, check, _, record = set_up(req, table, ends, lambda s, d: -(-population // d))
+    if pool.capacity < population:
         raise ValueError(
-            f"chunk_size={chunk_size} runs a call hold {slots * chosen.devices} member(s) of "
-            f"{k} seeds, fewer than the population's {population}"
+            f"chunk_size={chunk_size} runs a call hold {pool.capacity} member(s) of {k} seeds, "
+            f"fewer than the population's {population}"
         )
-    record = dict(
+    record.update(
         space={n: repr(v) for n, v in space.items()},
         population=population,
-        seeds=seeds.tolist(),
         steps=steps,
         interval=interval,
-        metric=metric,
         mode=mode,
         fraction=float(fraction),
         perturb=[float(f) for f in factors],
         resample=float(resample),
         seed=int(seed),
-        slots=slots,
-        devices=chosen.devices,
-        segment_steps=spec.steps,
-        form=[spec.form, spec.vectorize],
-        computation=traced.computation,
-        data=_fingerprint(data),
         settings=user,
     )
     path = None if out is None else folder.open_search(out, record)
-    hp = {n: jax.ShapeDtypeStruct((), d) for n, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
-    pool = Pool(spec, like, hp_dtypes, seeds, data, chosen.devices, compiler_options)
-    pool.load(pool.zeros(slots))
-    pool.label = f"{population} x {k} lanes, {chosen.describe()}"
     run = _Population(pool, space, table, ends, metric, -1.0 if mode == "max" else 1.0)
     run.rule = (float(fraction), factors, float(resample), int(seed))
     run.t0, run.callback = t0, callback
