@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -24,8 +25,13 @@ def study(seed=0):
 
 @pytest.fixture(scope="module")
 def asked():
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None
+    )
     s = study()
     res = jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=DATA, sampler=s, **KW)
+    res.compiles = len(compiles)  # one program, or none when test_asha's search compiled it
     return s, res
 
 
@@ -50,6 +56,7 @@ def test_the_study_holds_the_whole_search(asked):
     assert res.metadata["pool"]["sampler_seconds"] > 0
     df = s.trials_dataframe()
     assert len(df) == N
+    assert res.compiles <= 1
 
 
 def test_the_study_chose_trials_other_than_random(asked):

@@ -151,3 +151,10 @@ def test_the_plot_draws_the_schedules(trained, tmp_path):
     res, _, _, _ = trained
     path = res.plot(tmp_path / "pbt.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_population_larger_than_the_default_pool_gets_a_slot_each():
+    """64 lanes a CPU device is the pools' default cap; a population of 40 x 2 seeds is 80."""
+    kw = dict(KW, steps=12)
+    res = jaxmom.pbt_sweep(TASK, SPACE, 40, SEEDS, data=DATA, **kw)
+    assert len(res.trials["beta"]) == 40 and res.history["hparams"]["beta"].shape == (40, 2)

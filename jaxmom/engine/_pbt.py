@@ -128,7 +128,9 @@ def pbt_sweep(
     ends = [min(steps, interval * (i + 1)) for i in range(math.ceil(steps / interval))]
     table = sample(space, population, method="random", seed=int(seed))
     k = len(seeds)
-    lanes = None if chunk_size is None else max(1, chunk_size // jax.device_count())
+    # every member holds a slot: the population sets the pool's size unless chunk_size does
+    per_device = -(-population // jax.device_count())
+    lanes = per_device * k if chunk_size is None else max(1, chunk_size // jax.device_count())
     req = Request(task, seeds, data, metric, check_finite, forced, lanes, compiler_options)
     pool, chosen, check, _, record = set_up(req, table, ends, lambda s, d: -(-population // d))
     if pool.capacity < population:
