@@ -12,6 +12,7 @@ halving rungs or an Optuna study, vmapped and sharded over every device, written
 """
 
 from jaxmom.engine._asha import asha_sweep as asha_sweep
+from jaxmom.engine._caches import clear_caches as clear_caches
 from jaxmom.engine._checks import SweepTooLarge as SweepTooLarge
 from jaxmom.engine._halving import (
     check_halving_size as check_halving_size,
@@ -59,6 +60,7 @@ __all__ = (
     "SweepTooLarge",
     "Uniform",
     "asha_sweep",
+    "clear_caches",
     "grid_sweep",
     "halving_sweep",
     "optuna_sweep",
