@@ -158,3 +158,77 @@ def test_a_population_larger_than_the_default_pool_gets_a_slot_each():
     kw = dict(KW, steps=12)
     res = jaxmom.pbt_sweep(TASK, SPACE, 40, SEEDS, data=DATA, **kw)
     assert len(res.trials["beta"]) == 40 and res.history["hparams"]["beta"].shape == (40, 2)
+
+
+def test_an_optuna_study_chooses_the_redrawn_values_and_holds_them():
+    """With sampler=study, each member that redraws asks the study; the trial is told the
+    member's metric at the next decision; a killed search replays into a fresh study."""
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def study():
+        sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+        return optuna.create_study(direction="maximize", sampler=sampler)
+
+    s = study()
+    kw = dict(KW, resample=0.5)
+    res = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, sampler=s, **kw)
+    h, done = res.history, optuna.trial.TrialState.COMPLETE
+    assert len(s.trials) > 0 and all(t.state == done for t in s.trials)
+    # every trial's value is the metric, at the next decision, of a member that took its
+    # values: found in the history where that member copied a parent
+    mean = h["metric"].mean(-1)
+    for t in s.trials:
+        hits = [
+            (m, i)
+            for m, i in zip(*np.nonzero(h["parent"] >= 0), strict=True)
+            if any(np.isclose(h["hparams"][k][m, i], v) for k, v in t.params.items())
+        ]
+        assert any(np.isclose(mean[m, i], t.value) for m, i in hits), t.number
+    with pytest.raises(ValueError, match="direction is minimize"):
+        other = optuna.create_study(direction="minimize")
+        jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, sampler=other, **kw)
+
+
+_KILLED_STUDY = """
+import os, signal, sys
+sys.path.insert(0, "tests")
+import optuna, jaxmom
+from jaxmom.engine import _pbt
+from test_asha import TASK, SPACE, SEEDS, DATA
+from test_pbt import KW, P
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+_pbt.CHECKPOINT_SECONDS = 0.0
+def kill(event):
+    if event["interval"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+study = optuna.create_study(
+    direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+)
+jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=sys.argv[1], callback=kill,
+                 sampler=study, **dict(KW, resample=0.5))
+"""
+
+
+def test_a_killed_search_with_a_study_resumes_into_a_fresh_one_to_the_same_bits(tmp_path):
+    optuna = pytest.importorskip("optuna")
+
+    def study():
+        sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+        return optuna.create_study(direction="maximize", sampler=sampler)
+
+    kw = dict(KW, resample=0.5)
+    first = study()
+    whole = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, sampler=first, **kw)
+    out = tmp_path / "pbt"
+    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
+    got = subprocess.run(
+        [sys.executable, "-c", _KILLED_STUDY, str(out)], env=env, capture_output=True, timeout=300
+    )
+    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    fresh = study()
+    resumed = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=out, sampler=fresh, **kw)
+    for name in whole.outputs:
+        np.testing.assert_array_equal(resumed[name], whole[name])
+    assert [t.params for t in fresh.trials] == [t.params for t in first.trials]
+    assert [t.value for t in fresh.trials] == [t.value for t in first.trials]

@@ -28,6 +28,7 @@ from jaxmom.engine._pbt_rule import exploit, explore, lineage
 from jaxmom.engine._plans import Plan, check_plan
 from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
 from jaxmom.engine._pool_setup import Request, set_up
+from jaxmom.engine._samplers import StudySampler, make_sampler
 from jaxmom.engine._spaces import check_space, sample
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
@@ -51,6 +52,7 @@ def pbt_sweep(
     perturb: Sequence[float] = (0.8, 1.2),
     resample: float = 0.25,
     seed: int = 0,
+    sampler: Any = None,
     out: str | os.PathLike | None = None,
     chunk_size: int | None = None,
     progress: bool = True,
@@ -79,6 +81,11 @@ def pbt_sweep(
       perturb: the factors a copied hyperparameter is multiplied by (one drawn each time).
       resample: the probability that a copied hyperparameter is drawn anew from ``space``.
       seed: the seed of the first sample and of every decision.
+      sampler: ``None``, or an Optuna study (its direction the search's ``mode``) that
+        chooses the values the explore step redraws: each member that redraws asks it for a
+        trial, told at the end of the next interval with the member's metric (mean over
+        seeds; failed if not finite). A resumed search replays into a fresh study of the same
+        sampler and seed, as :func:`jaxmom.asha_sweep`'s.
       out: a folder: checkpointed at interval boundaries; the same call resumes a killed
         search to the same bits.
       chunk_size, progress, compiler_options, check_finite, settings, plan: as
@@ -123,6 +130,7 @@ def pbt_sweep(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     mode = metric_mode(metric, mode)
+    sign = -1.0 if mode == "max" else 1.0
     user = check_settings(settings)
     forced = check_plan(plan)
     ends = [min(steps, interval * (i + 1)) for i in range(math.ceil(steps / interval))]
@@ -150,8 +158,14 @@ def pbt_sweep(
         seed=int(seed),
         settings=user,
     )
+    study = None
+    if sampler is not None:  # asks: at most one a member and interval
+        study, record["sampler"] = make_sampler(space, population * len(ends), sampler, 0, sign)
+        if not isinstance(study, StudySampler):
+            raise ValueError(f"sampler must be None or an Optuna study, got {sampler!r}")
     path = None if out is None else folder.open_search(out, record)
-    run = _Population(pool, space, table, ends, metric, -1.0 if mode == "max" else 1.0)
+    run = _Population(pool, space, table, ends, metric, sign)
+    run.study = study
     run.rule = (float(fraction), factors, float(resample), int(seed))
     run.t0, run.callback = t0, callback
     saved = None if path is None else folder.load(path)
@@ -196,6 +210,9 @@ class _Population:
         self.final: dict = {}
         self.rule: tuple = ()
         self.callback: Any = None
+        self.study: StudySampler | None = None  # redraws from an Optuna study
+        self.pending = np.full(n, -1, np.int64)  # each member's study trial, until told
+        self.asks = 0
         self.t0 = time.perf_counter()
         self.seconds = 0.0  # before this call
 
@@ -217,6 +234,7 @@ class _Population:
             self.model_steps += ran * n * len(pool.seeds)
         self.values[:, i] = outs[self.metric][:n]
         self.final = {name: v[:n] for name, v in outs.items()}
+        self._tell(self.values[:, i])
         score = self.sign * self.values[:, i].mean(-1)
         finite = np.where(np.isfinite(score), score, np.inf)
         best = int(np.argmin(finite))
@@ -229,7 +247,7 @@ class _Population:
             copies = exploit(score, fraction, rng)
             for member, parent in copies.items():
                 row = {name: v[parent] for name, v in self.hp.items()}
-                new = explore(row, self.space, factors, resample, rng)
+                new = explore(row, self.space, factors, resample, rng, self._redraw(member))
                 for name in self.hp:
                     self.hp[name][member] = new[name]
                 self.source[member] = parent
@@ -241,8 +259,37 @@ class _Population:
                 dict(interval=i, steps=self.count, values=values, copies=copies, seconds=seconds)
             )
 
+    def _redraw(self, member: int):
+        """``None``, or a callable that asks the study once for ``member``'s new values."""
+        if self.study is None:
+            return None
+        study, drawn = self.study, dict[str, Any]()
+
+        def redraw() -> dict:
+            if not drawn:
+                study.ask(self.asks)
+                self.pending[member], self.asks = self.asks, self.asks + 1
+                drawn.update({k: v[self.pending[member]] for k, v in study.table.items()})
+            return drawn
+
+        return redraw
+
+    def _tell(self, values: np.ndarray) -> None:
+        """Tells the study each pending trial's value: its member's metric now."""
+        if self.study is None:
+            return
+        for member in np.flatnonzero(self.pending >= 0):
+            v = values[member]
+            outcome = "finished" if np.isfinite(v).all() else "diverged"
+            event = dict(trial=int(self.pending[member]), values=v, outcome=outcome)
+            self.study.told(dict(event, steps=self.count))
+        self.pending[:] = -1
+
     def arrays(self) -> dict:
         out: dict[str, Any] = {f"hp/{k}": v for k, v in self.hp.items()}
+        if self.study is not None:
+            out.update(self.study.arrays(), pending=self.pending, asks=np.int64(self.asks))
+            out.update({f"table/{k}": v for k, v in self.study.table.items()})
         out.update({f"history/{k}": v for k, v in self.history.items()})
         out.update({f"final/{k}": v for k, v in self.final.items()})
         out.update(parent=self.parent, values=self.values, source=self.source)
@@ -254,6 +301,11 @@ class _Population:
         return out
 
     def load(self, a: dict) -> None:
+        if self.study is not None:
+            for k, v in self.study.table.items():
+                v[:] = a[f"table/{k}"]
+            self.study.load(a)
+            self.pending, self.asks = np.array(a["pending"]), int(a["asks"])
         self.hp = {k: np.array(a[f"hp/{k}"]) for k in self.hp}
         self.history = {k: np.array(a[f"history/{k}"]) for k in self.history}
         self.final = {

@@ -21,15 +21,16 @@ def exploit(scores: np.ndarray, fraction: float, rng) -> dict[int, int]:
     return {int(b): int(rng.choice(top)) for b in bottom}
 
 
-def explore(hp: dict, space: dict, perturb, resample: float, rng) -> dict:
+def explore(hp: dict, space: dict, perturb, resample: float, rng, redraw=None) -> dict:
     """A parent's hyperparameters (``{name: value}``) explored: each redrawn from ``space``
-    with probability ``resample``, else multiplied by a factor drawn from ``perturb`` (a
+    with probability ``resample`` (or taken from ``redraw()``, ``{name: value}``, when given:
+    an Optuna study's trial), else multiplied by a factor drawn from ``perturb`` (a
     :class:`jaxmom.Choice` moves to a neighbouring value instead), clipped to the space."""
     out = {}
     for name, dim in space.items():
         value = hp[name]
         if rng.random() < resample:
-            out[name] = dim.map(np.array([rng.random()]))[0]
+            out[name] = dim.map(np.array([rng.random()]))[0] if redraw is None else redraw()[name]
         elif isinstance(dim, Choice):
             values = np.asarray(dim.values, np.float64)
             i = int(np.argmin(np.abs(values - value))) + int(rng.choice([-1, 1]))
