@@ -205,3 +205,18 @@ def test_segments_need_a_train_function_cut_into_segments():
         jaxmom.grid_sweep(
             lambda hp, key: {"x": hp["beta"]}, {"beta": [0.1]}, progress=False, plan="segments"
         )
+
+
+def test_asha_on_a_conv_net_runs_its_lanes_unrolled_and_trains_the_runs_of_trial_sweep(data):
+    """The lane pool follows the plan: a convolution on a CPU runs its lanes written out under
+    shard_map, in segments; the trials it trains to the end are trial_sweep's runs."""
+    space = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-3, 1.0)}
+    kw = dict(data=data, min_steps=4, max_steps=12, metric="test_accuracy", progress=False)
+    res = jaxmom.asha_sweep(TASK, space, 9, (0, 1), **kw)
+    plan = res.metadata["plan"]
+    assert (plan["form"], plan["vectorize"]) == ("segments", "unroll")
+    done = np.flatnonzero(res.rungs["reached"] == 12)
+    table = {k: v[done] for k, v in res.trials.items()}
+    ref = jaxmom.trial_sweep(TASK.train_fn(12), table, (0, 1), data=data, progress=False)
+    for name in ref.outputs:
+        np.testing.assert_allclose(res[name][done], ref[name], rtol=1e-5, atol=1e-6)
