@@ -1,5 +1,10 @@
 """Helpers shared by the tests."""
 
+import os
+import signal
+import subprocess
+import sys
+
 import jax
 import optax
 
@@ -15,3 +20,15 @@ def scan_updates(tx, params, grads):
         return (p, s), p
 
     return jax.lax.scan(step, (params, tx.init(params)), grads)[1]
+
+
+def run_killed(script: str, *args) -> None:
+    """Runs ``script`` in a subprocess (``python -c``, the repository on its path) with this
+    process's devices (a search resumed on another count is refused), and checks that it
+    ended by SIGKILL, as the script's own kill means."""
+    flags = f"--xla_force_host_platform_device_count={jax.device_count()}"
+    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=flags)
+    got = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, timeout=300
+    )
+    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]

@@ -7,7 +7,6 @@ own promotion rule), compiles counted with JAX's events, a SIGKILL resumed to th
 """
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from flax import nnx
 
 import jaxmom
 from jaxmom.engine import _asha, _lanes_store
+from tests.helpers import run_killed
 
 SPACE = {"beta": jaxmom.Uniform(0.0, 0.95), "learning_rate": jaxmom.LogUniform(1e-3, 3.0)}
 SEEDS = (0, 1)
@@ -59,12 +59,6 @@ def digits():
 
 
 DATA = digits()
-
-
-def same_devices() -> str:
-    """XLA_FLAGS for a subprocess whose search this process resumes: its devices (another
-    count is refused), read when asked (importing this module starts no backend)."""
-    return f"--xla_force_host_platform_device_count={jax.device_count()}"
 
 
 _COMPILES: list = []
@@ -205,11 +199,7 @@ jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=digits(), out=sys.argv[1], callbac
 def test_a_sigkill_mid_search_resumes_to_the_same_bits(tmp_path, searched):
     res, _, _ = searched
     out = tmp_path / "search"
-    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
-    got = subprocess.run(
-        [sys.executable, "-c", _KILLED, str(out), "20"], env=env, capture_output=True, timeout=300
-    )
-    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    run_killed(_KILLED, str(out), "20")
     assert (out / _lanes_store.CHECKPOINT).exists()
     resumed = jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=digits(), out=out, **KW)
     for name in res.outputs:

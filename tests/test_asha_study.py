@@ -2,17 +2,13 @@
 holds the whole search afterwards (every rung's value, pruned / complete / failed), so its
 best is the search's best; a killed search resumes into a fresh study to the same bits."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import jax
 import numpy as np
 import pytest
 
 import jaxmom
-from tests.test_asha import DATA, KW, SEEDS, SPACE, TASK, N, same_devices
+from tests.helpers import run_killed
+from tests.test_asha import DATA, KW, SEEDS, SPACE, TASK, N
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,11 +82,7 @@ jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=DATA, sampler=study(), out=sys.arg
 def test_a_killed_search_resumes_into_a_fresh_study_to_the_same_bits(tmp_path, asked):
     s, res = asked
     out = tmp_path / "search"
-    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
-    got = subprocess.run(
-        [sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=300
-    )
-    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    run_killed(_KILLED, str(out))
     fresh = study()
     resumed = jaxmom.asha_sweep(TASK, SPACE, N, SEEDS, data=DATA, sampler=fresh, out=out, **KW)
     for name in res.outputs:

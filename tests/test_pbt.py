@@ -3,18 +3,14 @@ as one Task run, jitted, with the hyperparameter schedule of its line of descent
 copied its parent's state exactly); explore stays in the space and repeats with the seed; one
 compiled program a search; a SIGKILL resumes to the same bits."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import jax
 import numpy as np
 import pytest
 
 import jaxmom
 from jaxmom.engine._pbt_rule import exploit, lineage
-from tests.test_asha import DATA, SEEDS, SPACE, TASK, same_devices
+from tests.helpers import run_killed
+from tests.test_asha import DATA, SEEDS, SPACE, TASK
 
 KW = dict(steps=30, interval=6, metric="test_accuracy", progress=False)
 P = 8
@@ -113,11 +109,7 @@ jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=sys.argv[1], callback=kil
 def test_a_sigkill_mid_search_resumes_to_the_same_bits(tmp_path, trained):
     res, _, _, _ = trained
     out = tmp_path / "pbt"
-    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
-    got = subprocess.run(
-        [sys.executable, "-c", _KILLED, str(out)], env=env, capture_output=True, timeout=300
-    )
-    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    run_killed(_KILLED, str(out))
     resumed = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=out, **KW)
     for name in res.outputs:
         np.testing.assert_array_equal(resumed[name], res[name])
@@ -221,11 +213,7 @@ def test_a_killed_search_with_a_study_resumes_into_a_fresh_one_to_the_same_bits(
     first = study()
     whole = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, sampler=first, **kw)
     out = tmp_path / "pbt"
-    env = dict(os.environ, PYTHONPATH=".", XLA_FLAGS=same_devices())
-    got = subprocess.run(
-        [sys.executable, "-c", _KILLED_STUDY, str(out)], env=env, capture_output=True, timeout=300
-    )
-    assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+    run_killed(_KILLED_STUDY, str(out))
     fresh = study()
     resumed = jaxmom.pbt_sweep(TASK, SPACE, P, SEEDS, data=DATA, out=out, sampler=fresh, **kw)
     for name in whole.outputs:

@@ -169,8 +169,7 @@ def asha_sweep(
     saved = None if path is None else folder.load(path)
     if saved is not None:
         search.load(saved)
-        leaves = [saved[f"pool/{i}"] for i in range(len(jax.tree.leaves(pool.zeros(1))))]
-        pool.load(jax.tree.unflatten(jax.tree.structure(pool.zeros(1)), leaves))
+        pool.load_arrays(saved)
     label = f"asha ({pool.label})"
     bar = _bar(progress, n_trials, search, label)
 
@@ -182,19 +181,10 @@ def asha_sweep(
     search.events = events
     if bar is not None:
         search.on_decision = lambda t: _tick(bar, search)
-    last = [time.perf_counter(), 0.0]  # when the last checkpoint ended, and what it took
+    saving = folder.Checkpoints(path, CHECKPOINT_SECONDS)
 
     def checkpoint(force: bool = False):
-        # every CHECKPOINT_SECONDS, and never more than a tenth of the time: a search of
-        # millions of trials rewrites its records less often
-        wait = max(CHECKPOINT_SECONDS, 10 * last[1])
-        if path is not None and (force or time.perf_counter() - last[0] >= wait):
-            t = time.perf_counter()
-            arrays = search.arrays()
-            for i, a in enumerate(jax.tree.leaves(pool.host_state())):
-                arrays[f"pool/{i}"] = a
-            folder.save(path, arrays, search.counters["model_steps"])
-            last[:] = [time.perf_counter(), time.perf_counter() - t]
+        saving(lambda: dict(search.arrays(), **pool.arrays()), force)
 
     try:
         if not search.done:

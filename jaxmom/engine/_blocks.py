@@ -104,7 +104,7 @@ def run_blocks(runner: Runner, work: Work, sink, progress, check, n_devices: int
                 for (q, g), blk in _host_blocks(running[1], running[0], store is None):
                     rows, cols = min(m, n_points - q * m), min(k, n_seeds - g * k)
                     outs = {n: a[:rows, :cols] for n, a in blk.items()}
-                    outs["diverged"] = _diverged(outs, check, rows, cols)
+                    outs["diverged"] = diverged_runs(outs, check, rows, cols)
                     blocks.append(((q, g), outs))
                 if store is None:
                     for (q, g), outs in blocks:
@@ -196,7 +196,7 @@ def _host_blocks(out: dict, call: list, gather: bool):
             yield call[d], {k: np.asarray(s[d].data)[0] for k, s in shards.items()}
 
 
-def _diverged(outs: dict[str, np.ndarray], check, rows: int, cols: int) -> np.ndarray:
+def diverged_runs(outs: dict[str, np.ndarray], check, rows: int, cols: int) -> np.ndarray:
     """``[rows, cols]``: a non-finite value in any output of ``check``. On the host, from the
     fetched block: in the compiled program it slowed compilation and saved nothing."""
     bad = np.zeros((rows, cols), bool)
@@ -257,15 +257,16 @@ def n_blocks(n_points, n_seeds, block) -> tuple[int, int]:
     return -(-n_points // block[0]), -(-n_seeds // block[1])
 
 
-def _compile(prog, args, options, local_devices: int, out_sharding=None):
+def _compile(prog, args, options, local_devices: int, out_sharding=None, donate=()):
     """Compiles ``program`` for ``args`` (cached by shapes), its outputs laid out as
-    ``out_sharding`` when given, and refuses, before running it, a call whose memory would not
-    fit in this host's."""
+    ``out_sharding`` when given and the arguments ``donate`` donated, and refuses, before
+    running it, a call whose memory would not fit in this host's."""
     key = (prog, tuple(sorted(options.items())) if options else None, *_avals(args))
-    key += (out_sharding,)
+    key += (out_sharding, donate)
     if key in COMPILED:
         return COMPILED[key]
-    jitted = jax.jit(prog) if out_sharding is None else jax.jit(prog, out_shardings=out_sharding)
+    shardings = {} if out_sharding is None else {"out_shardings": out_sharding}
+    jitted = jax.jit(prog, donate_argnums=donate, **shardings)
     compiled = jitted.lower(*args).compile(dict(options) if options else None)
     mem = compiled.memory_analysis()
     if mem is not None and jax.default_backend() == "cpu":

@@ -26,7 +26,6 @@ def clear_caches() -> None:
     _blocks._PLACED.clear()
     _blocks.block_program.cache_clear()
     _checks._TRACED.clear()
-    _pool._COMPILED.clear()
     _pool._program.cache_clear()
     for program in (_segments.init_program, _segments.advance_program, _segments.finish_program):
         program.cache_clear()

@@ -33,12 +33,12 @@ from jaxmom.engine._checks import (
     check_seeds,
     check_trials,
     gb,
-    output_shapes,
 )
 from jaxmom.engine._halving_folder import check_halving_path, claim
 from jaxmom.engine._halving_pool import halving_pool, run_rung, survivors
 from jaxmom.engine._plans import Plan, check_plan
 from jaxmom.engine._pool import Pool, restore, storable
+from jaxmom.engine._pool_setup import traced_task
 from jaxmom.engine._sweeps import Options, run_sweep
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Segments, Task
@@ -144,7 +144,8 @@ def halving_sweep(
     t0 = time.perf_counter()
     points = Points.table(table)
     n = points.n
-    shapes, like = _check_metric(task, table, data, metric, steps[0])
+    traced, like = traced_task(task, table, data, metric, steps[0])
+    shapes = traced.shapes
     per_run = sum(int(np.prod(s.shape)) * 4 for s in shapes.values())
     check_halving_size(n, len(seeds), len(steps), per_run)
     if out is not None:
@@ -215,22 +216,6 @@ def halving_sweep(
     result.rungs = {"steps": np.array(steps), "reached": reached, "bracket": bracket_of}
     result.rungs["metric"] = record
     return result
-
-
-def _check_metric(task, table, data, metric, steps):
-    """``evaluate``'s output shapes (by name, as the engine names them) and the state's types,
-    traced (no compute); ``metric`` must be one scalar output per run."""
-    hp_dtypes = {k: jax.dtypes.canonicalize_dtype(v.dtype) for k, v in table.items()}
-    shapes = output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None).shapes
-    scalars = [k for k, s in shapes.items() if s.shape == ()]
-    if metric not in scalars:
-        raise ValueError(
-            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
-        )
-    hp = {k: jax.ShapeDtypeStruct((), d) for k, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
-    return shapes, like
 
 
 @dataclass

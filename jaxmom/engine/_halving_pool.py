@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
+from jaxmom.engine._blocks import diverged_runs
 from jaxmom.engine._plans import check_plan
-from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
+from jaxmom.engine._pool import Pool
 from jaxmom.engine._pool_setup import Request, set_up
 
 
@@ -93,7 +94,7 @@ def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label
 
     Returns ``(RungResult, states [n, k, ...] on the host)``."""
     n = len(next(iter(table.values())))
-    c, spec = pool.capacity, pool.spec
+    c = pool.capacity
     outs, states = [], []
     tree = jax.tree.structure(pool.zeros(1))
     bar = None
@@ -111,14 +112,7 @@ def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label
         pool.load(host)
         hp = {k: np.resize(v[rows], c) for k, v in table.items()}
         live = np.arange(c) < len(rows)
-        reset = live & (parked is None)
-        count = start
-        while count < end:
-            last = spec.rest and end - count == spec.rest
-            mode = np.where(live, LAST if last else FULL, HOLD)
-            got = pool.step(hp, mode, reset)
-            reset = np.zeros(c, bool)
-            count += spec.rest if last else spec.steps
+        got = pool.run_to(hp, live, start, end, reset=live & (parked is None))
         outs.append({f"metrics/{k}": v[: len(rows)] for k, v in got.items()})
         kept = pool.host_state()
         d, s = np.divmod(np.arange(len(rows)), pool.slots)
@@ -128,9 +122,7 @@ def run_rung(pool: Pool, table: dict, start: int, end: int, parked, check, label
     if bar is not None:
         bar.close()
     merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    bad = np.zeros((n, len(pool.seeds)), bool)
-    for name in check:
-        v = merged[f"metrics/{name}"]
-        bad |= ~np.isfinite(v.reshape(*v.shape[:2], -1)).all(-1)
+    checked = {name: merged[f"metrics/{name}"] for name in check}
+    bad = diverged_runs(checked, check, n, len(pool.seeds))
     leaves = [np.concatenate(parts) for parts in zip(*states, strict=True)]
     return RungResult(merged, bad), jax.tree.unflatten(tree, leaves)

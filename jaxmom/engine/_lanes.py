@@ -21,6 +21,7 @@ from jaxmom.engine._asha_rule import (
     PROMOTED,
     Decisions,
 )
+from jaxmom.engine._blocks import diverged_runs
 from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
 
 
@@ -139,10 +140,7 @@ class Search:
         return reset
 
     def _decide(self, outs: dict, active, rung, target) -> None:
-        bad = np.zeros((len(active), len(self.pool.seeds)), bool)
-        for name in self.check:
-            v = outs[name].reshape(*bad.shape, -1)
-            bad |= ~np.isfinite(v).all(-1)
+        bad = diverged_runs(outs, self.check, len(active), len(self.pool.seeds))
         arrived = active & (self.slot_count == target)
         stop = arrived | (active & bad.any(-1))
         at = self.counters["model_steps"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,9 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def save(path: Path, arrays: dict, at: int) -> None:
+def save(path: Path, arrays: dict) -> None:
     """Writes a checkpoint atomically (a temporary file, synced, renamed), keeping the one
-    before it until this one is in place. ``at``: the search's model-steps, for the message
-    of a disk that cannot take it."""
+    before it until this one is in place; a disk that cannot take it is one line."""
     tmp = path / f".{CHECKPOINT}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -70,6 +70,25 @@ def save(path: Path, arrays: dict, at: int) -> None:
             f"last one is kept (nothing before it is lost), and the same call resumes from it "
             "once it can write there",
         ) from None
+
+
+class Checkpoints:
+    """Saves a search's checkpoints to ``path`` (``None``: none) every ``seconds`` and never
+    more than a tenth of the time (a search of millions of trials rewrites its records less
+    often), or when forced (at the end)."""
+
+    def __init__(self, path: Path | None, seconds: float):
+        self.path, self.seconds = path, seconds
+        self.last, self.took = time.perf_counter(), 0.0  # the last one's end and its time
+
+    def __call__(self, arrays, force: bool = False) -> None:
+        """``arrays()`` gives what to save."""
+        wait = max(self.seconds, 10 * self.took)
+        if self.path is not None and (force or time.perf_counter() - self.last >= wait):
+            t = time.perf_counter()
+            save(self.path, arrays())
+            self.last = time.perf_counter()
+            self.took = self.last - t
 
 
 def load(path: Path) -> dict | None:

@@ -44,6 +44,15 @@ def distributions(space: Mapping) -> dict:
     return out
 
 
+def value_dtype(distribution) -> np.dtype:
+    """The NumPy dtype of an Optuna distribution's values."""
+    import optuna.distributions as od
+
+    if isinstance(distribution, od.CategoricalDistribution):
+        return np.asarray(distribution.choices).dtype
+    return np.dtype(np.int64 if isinstance(distribution, od.IntDistribution) else np.float64)
+
+
 def optuna_sweep(
     study,
     task_or_train_fn: Task | Callable,
@@ -238,14 +247,8 @@ def _check_folder(out) -> Path:
 def _check_metric(train_fn, dists, data, metric: str) -> None:
     """``metric`` must be a scalar output of one run: traced, not run."""
     import jax
-    import optuna.distributions as od
 
-    def dtype(d):
-        if isinstance(d, od.CategoricalDistribution):
-            return np.asarray(d.choices).dtype
-        return np.int64 if isinstance(d, od.IntDistribution) else np.float64
-
-    hp_dtypes = {n: jax.dtypes.canonicalize_dtype(dtype(d)) for n, d in dists.items()}
+    hp_dtypes = {n: jax.dtypes.canonicalize_dtype(value_dtype(d)) for n, d in dists.items()}
     shapes = output_shapes(train_fn, hp_dtypes, data, data is not None).shapes
     scalars = [k for k, v in shapes.items() if v.shape == ()]
     if metric not in scalars:

@@ -23,13 +23,14 @@ import numpy as np
 
 from jaxmom.common import check_positive_int, check_settings
 from jaxmom.engine import _lanes_store as folder
+from jaxmom.engine._blocks import diverged_runs
 from jaxmom.engine._checks import check_seeds
 from jaxmom.engine._pbt_rule import exploit, explore, lineage
 from jaxmom.engine._plans import Plan, check_plan
-from jaxmom.engine._pool import FULL, HOLD, LAST, Pool
+from jaxmom.engine._pool import Pool
 from jaxmom.engine._pool_setup import Request, set_up
 from jaxmom.engine._samplers import StudySampler, make_sampler
-from jaxmom.engine._spaces import check_space, sample
+from jaxmom.engine._spaces import sample
 from jaxmom.results import Points, SweepResult, metric_mode
 from jaxmom.training import Task
 
@@ -108,7 +109,6 @@ def pbt_sweep(
         raise TypeError(f"task must be a jaxmom.Task (e.g. jaxmom.nnx_task), got {task!r}")
     if jax.process_count() > 1:
         raise ValueError("pbt_sweep runs in one process, on its devices: start it in one")
-    check_space(space)
     population = check_positive_int(population, "population", minimum=2)
     seeds = check_seeds(seeds)
     steps = check_positive_int(steps, "steps")
@@ -125,8 +125,6 @@ def pbt_sweep(
     factors = tuple(perturb) if isinstance(perturb, Sequence) else ()
     if not factors or not all(isinstance(f, numbers.Real) and f > 0 for f in factors):
         raise ValueError(f"perturb must be a sequence of positive factors, got {perturb!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     mode = metric_mode(metric, mode)
@@ -134,7 +132,7 @@ def pbt_sweep(
     user = check_settings(settings)
     forced = check_plan(plan)
     ends = [min(steps, interval * (i + 1)) for i in range(math.ceil(steps / interval))]
-    table = sample(space, population, method="random", seed=int(seed))
+    table = sample(space, population, method="random", seed=seed)  # checks space and seed
     k = len(seeds)
     # every member holds a slot: the population sets the pool's size unless chunk_size does
     per_device = -(-population // jax.device_count())
@@ -176,17 +174,14 @@ def pbt_sweep(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(ends), initial=run.done, unit="interval", desc=f"pbt ({pool.label})")
-    last = [time.perf_counter()]
+    saving = folder.Checkpoints(path, CHECKPOINT_SECONDS)
     try:
         while run.done < len(ends):
             run.interval()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"best {run.trace[-1][2]:.4g}", refresh=False)
-            now = time.perf_counter()
-            if path is not None and (run.done == len(ends) or now - last[0] >= CHECKPOINT_SECONDS):
-                folder.save(path, run.arrays(), run.model_steps)
-                last[0] = time.perf_counter()
+            saving(run.arrays, force=run.done == len(ends))
     finally:
         if bar is not None:
             bar.close()
@@ -217,21 +212,16 @@ class _Population:
         self.seconds = 0.0  # before this call
 
     def interval(self) -> None:
-        pool, spec, i = self.pool, self.pool.spec, self.done
+        pool, i = self.pool, self.done
         c, n = pool.capacity, self.n
         live = np.arange(c) < n
         reset = live & (i == 0 and self.count == 0)
         hp = {name: np.resize(v, c) for name, v in self.hp.items()}
         for name in self.hp:
             self.history[name][:, i] = self.hp[name]
-        while self.count < self.ends[i]:
-            last = bool(spec.rest) and self.ends[i] - self.count == spec.rest
-            mode = np.where(live, LAST if last else FULL, HOLD)
-            outs = pool.step(hp, mode, reset, self.source)
-            reset, self.source = np.zeros(c, bool), np.arange(c)
-            ran = spec.rest if last else spec.steps
-            self.count += ran
-            self.model_steps += ran * n * len(pool.seeds)
+        outs = pool.run_to(hp, live, self.count, self.ends[i], reset, self.source)
+        self.model_steps += (self.ends[i] - self.count) * n * len(pool.seeds)
+        self.count, self.source = self.ends[i], np.arange(c)
         self.values[:, i] = outs[self.metric][:n]
         self.final = {name: v[:n] for name, v in outs.items()}
         self._tell(self.values[:, i])
@@ -296,8 +286,7 @@ class _Population:
         out["counters"] = np.array([self.done, self.model_steps, self.count], np.int64)
         out["trace"] = np.array(self.trace, np.float64).reshape(-1, 4)
         out["seconds"] = np.float64(self.seconds + time.perf_counter() - self.t0)
-        for j, a in enumerate(jax.tree.leaves(self.pool.host_state())):
-            out[f"pool/{j}"] = a
+        out.update(self.pool.arrays())
         return out
 
     def load(self, a: dict) -> None:
@@ -315,16 +304,10 @@ class _Population:
         self.source = np.array(a["source"])
         self.done, self.model_steps, self.count = a["counters"].tolist()
         self.trace, self.seconds = a["trace"].tolist(), float(a["seconds"])
-        like = self.pool.zeros(1)
-        tree = jax.tree.structure(like)
-        leaves = [a[f"pool/{j}"] for j in range(len(jax.tree.leaves(like)))]
-        self.pool.load(jax.tree.unflatten(tree, leaves))
+        self.pool.load_arrays(a)
 
     def result(self, seeds, check, settings: dict, chosen, t0: float) -> SweepResult:
-        bad = np.zeros((self.n, len(seeds)), bool)
-        for name in check:
-            v = self.final[name]
-            bad |= ~np.isfinite(v.reshape(*v.shape[:2], -1)).all(-1)
+        bad = diverged_runs(self.final, check, self.n, len(seeds))
         table = {k: v.astype(self.pool.hp_dtypes[k]) for k, v in self.hp.items()}
         meta = dict(settings=settings, pbt=True, wall_seconds=time.perf_counter() - t0)
         meta["pool"] = dict(label=self.pool.label, model_steps=self.model_steps)

@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxmom.engine._blocks import _placed
+from jaxmom.engine._blocks import _compile, _placed
 from jaxmom.engine._checks import named_leaves
 from jaxmom.engine._plans import STEP_COPIES, UNROLL_RUNS, Setting, choose
 from jaxmom.engine._segments import SegmentForm, _each
@@ -159,10 +159,8 @@ class Pool:
     def zeros(self, slots: int) -> dict:
         """A host state of ``slots`` slots per device, all zeros (no lane holds a run)."""
         d, k = self.n_devices, len(self.seeds)
-        return jax.tree.map(
-            lambda a: np.zeros((d, k, slots, *a.shape), a.dtype),
-            jax.eval_shape(lambda: jax.tree.map(storable, _zeros(self.like))),
-        )
+        kept = jax.eval_shape(lambda like: jax.tree.map(storable, like), self.like)
+        return jax.tree.map(lambda a: np.zeros((d, k, slots, *a.shape), a.dtype), kept)
 
     def load(self, host_state) -> None:
         """Puts a host state (``[D, k, slots, ...]`` leaves) on the devices."""
@@ -172,6 +170,30 @@ class Pool:
     def host_state(self):
         """The state, copied to the host."""
         return jax.tree.map(np.asarray, self.state)
+
+    def arrays(self) -> dict:
+        """The state on the host as a checkpoint holds it: ``{"pool/i": leaf i}``."""
+        return {f"pool/{i}": a for i, a in enumerate(jax.tree.leaves(self.host_state()))}
+
+    def load_arrays(self, arrays: dict) -> None:
+        """Puts back a state saved by :meth:`arrays`."""
+        like = self.zeros(1)
+        leaves = [arrays[f"pool/{i}"] for i in range(len(jax.tree.leaves(like)))]
+        self.load(jax.tree.unflatten(jax.tree.structure(like), leaves))
+
+    def run_to(self, hp: dict, live, count: int, end: int, reset=None, source=None):
+        """Segments of the ``live`` slots from ``count`` steps to ``end`` (a last, shorter one
+        where the spec's ``rest`` ends a run), the others held; ``reset`` and ``source`` apply
+        to the first. Returns the last segment's outputs, as :meth:`step`'s."""
+        spec = self.spec
+        while count < end:
+            last = bool(spec.rest) and end - count == spec.rest
+            mode = np.where(live, LAST if last else FULL, HOLD)
+            reset = np.zeros(self.capacity, bool) if reset is None else reset
+            outs = self.step(hp, mode, reset, source)
+            reset = source = None
+            count += spec.rest if last else spec.steps
+        return outs
 
     def step(self, hp: dict, mode: np.ndarray, reset: np.ndarray, source=None) -> dict:
         """One segment: ``hp`` ``{name: [capacity]}``, ``mode`` and ``reset`` ``[capacity]``
@@ -189,7 +211,12 @@ class Pool:
         args = (self.state, *inputs, self.placed)
         fn = self.compiled.get(m)
         if fn is None:
-            fn = self.compiled[m] = _compile(self.program, args, self.sharding, self.options)
+            options = self.options
+            if jax.default_backend() == "cpu":
+                options = {**CPU_OPTIONS, **options}
+            local = len(self.sharding.addressable_devices)
+            fn = _compile(self.program, args, options, local, self.sharding, donate=(0,))
+            self.compiled[m] = fn
         self.state, outs = fn(*args)
         s = self.spec
         self.counts["busy"] += int(np.where(mode == FULL, s.steps, (mode == LAST) * s.rest).sum())
@@ -201,44 +228,9 @@ class Pool:
         }
 
 
-def _zeros(like):
-    return jax.tree.map(
-        lambda a: (
-            jax.random.wrap_key_data(
-                jnp.zeros(jax.random.key_data(jax.random.key(0)).shape, jnp.uint32)
-            )
-            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
-            else jnp.zeros(a.shape, a.dtype)
-        ),
-        like,
-    )
-
-
-_COMPILED: dict = {}
 #: XLA:CPU's backend at optimisation level 1 compiled the digits search's pool program in 1.7 s
 #: instead of 3.5 s, and ran its segments as fast (7.2 against 7.1 ms, 16 lanes on 2 cores).
 CPU_OPTIONS = {"xla_backend_optimization_level": 1}
-
-
-def _compile(program, args, sharding, options: dict):
-    """``program`` compiled for ``args`` (its state donated), cached by program and shapes, so
-    a second search with the same task and shapes compiles nothing."""
-    leaves, tree = jax.tree.flatten(args)
-    key = (
-        program,
-        tuple(sorted(options.items())),
-        tree,
-        tuple((a.shape, str(a.dtype), str(getattr(a, "sharding", None))) for a in leaves),
-    )
-    hit = _COMPILED.get(key)
-    if hit is None:
-        jitted = jax.jit(program, donate_argnums=0, out_shardings=sharding)
-        if jax.default_backend() == "cpu":
-            options = {**CPU_OPTIONS, **options}
-        hit = _COMPILED[key] = jitted.lower(*args).compile(options or None)
-        while len(_COMPILED) > 16:
-            _COMPILED.pop(next(iter(_COMPILED)))
-    return hit
 
 
 def layout(setting: tuple, forced, lanes: int | None, fit):

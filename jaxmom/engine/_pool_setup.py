@@ -38,26 +38,35 @@ class Setup(NamedTuple):
     record: dict
 
 
+def traced_task(task, table: dict, data, metric: str, steps: int) -> tuple:
+    """``(traced, like)``: a run of ``steps`` steps traced (no compute: its outputs' shapes,
+    computation and primitives) and the types of the task's state; ``metric`` must be one
+    scalar output of ``task.evaluate`` per run."""
+    hp_dtypes = {name: jax.dtypes.canonicalize_dtype(v.dtype) for name, v in table.items()}
+    traced = output_shapes(task.train_fn(steps), hp_dtypes, data, data is not None)
+    scalars = [name for name, s in traced.shapes.items() if s.shape == ()]
+    if metric not in scalars:
+        raise ValueError(
+            f"metric must be a scalar output of task.evaluate ({scalars}), got {metric!r}"
+        )
+    hp = {name: jax.ShapeDtypeStruct((), d) for name, d in hp_dtypes.items()}
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    return traced, like
+
+
 def set_up(req: Request, table: dict, rungs: list[int], fit) -> Setup:
     """Checks ``req.metric`` (a scalar output of ``task.evaluate``, traced: no compute), lays
     the pool out for ``rungs`` (its decision points, in steps) and ``fit(segment_steps,
     devices)`` slots per device when ``req.lanes`` is ``None``, and makes the pool."""
     task, data, k = req.task, req.data, len(req.seeds)
     n = len(next(iter(table.values())))
-    hp_dtypes = {name: jax.dtypes.canonicalize_dtype(v.dtype) for name, v in table.items()}
-    traced = output_shapes(task.train_fn(rungs[0]), hp_dtypes, data, data is not None)
-    scalars = [name for name, s in traced.shapes.items() if s.shape == ()]
-    if req.metric not in scalars:
-        raise ValueError(
-            f"metric must be a scalar output of task.evaluate ({scalars}), got {req.metric!r}"
-        )
+    traced, like = traced_task(task, table, data, req.metric, rungs[0])
     check = check_finite_names(req.check_finite, traced.shapes)
     setting = (task, traced.primitives, k, n * k, rungs)
     spec, chosen, slots = layout(setting, req.plan, req.lanes, fit)
     spec = spec._replace(has_data=data is not None)
-    hp = {name: jax.ShapeDtypeStruct((), d) for name, d in hp_dtypes.items()}
-    key = jax.eval_shape(lambda: jax.random.key(0))
-    like = jax.eval_shape(lambda hp, key: task.init(hp, key, data), hp, key)
+    hp_dtypes = {name: jax.dtypes.canonicalize_dtype(v.dtype) for name, v in table.items()}
     pool = Pool(spec, like, hp_dtypes, req.seeds, data, chosen.devices, req.options)
     pool.load(pool.zeros(slots))
     pool.label = f"{pool.capacity} x {k} lanes, {chosen.describe()}"

@@ -12,14 +12,13 @@ replays it into a fresh study of the same sampler and seed, and goes on from the
 
 from __future__ import annotations
 
-import numbers
 import time
 from collections.abc import Mapping
 
 import numpy as np
 
 from jaxmom.engine._checks import check_trials
-from jaxmom.engine._spaces import METHODS, check_space, sample
+from jaxmom.engine._spaces import METHODS, sample
 from jaxmom.results import Points
 
 #: The kinds of a study sampler's logged calls.
@@ -50,10 +49,10 @@ class StudySampler:
     """An Optuna study's sampler; ``sign`` -1 where the search maximises."""
 
     def __init__(self, study, space: Mapping, n_trials: int, sign: float):
-        from jaxmom.engine._optuna import distributions
+        from jaxmom.engine._optuna import distributions, value_dtype
 
         self.study, self.dists = study, distributions(space)
-        self.table = {name: np.zeros(n_trials, _dtype(d)) for name, d in self.dists.items()}
+        self.table = {name: np.zeros(n_trials, value_dtype(d)) for name, d in self.dists.items()}
         self.trials: dict[int, object] = {}
         self.log: list[tuple[int, int, float, int]] = []  # (kind, trial, value, steps)
         self.seconds = 0.0  # spent in study.ask
@@ -120,14 +119,6 @@ class StudySampler:
                 self._apply(int(kind), int(trial), value, int(steps))
 
 
-def _dtype(d) -> np.dtype:
-    import optuna.distributions as od
-
-    if isinstance(d, od.CategoricalDistribution):
-        return np.asarray(d.choices).dtype
-    return np.dtype(np.int64 if isinstance(d, od.IntDistribution) else np.float64)
-
-
 def make_sampler(space, n_trials: int, sampler, seed, sign: float) -> tuple:
     """The sampler of ``asha_sweep``'s arguments, and what its folder records of it."""
     if isinstance(sampler, Mapping):
@@ -140,24 +131,21 @@ def make_sampler(space, n_trials: int, sampler, seed, sign: float) -> tuple:
         table = {k: v[:n_trials] for k, v in table.items()}
         return TableSampler(table), Points.table(table).spec()["trials"]
     if hasattr(sampler, "ask") and hasattr(sampler, "tell") and hasattr(sampler, "direction"):
-        check_space(space)
         direction = sampler.direction.name.lower()  # "minimize" / "maximize"
         if (direction == "maximize") != (sign < 0):
             raise ValueError(
                 f"the study's direction is {direction}, the search's mode the other: create the "
                 "study with the direction of mode (or pass the mode of the study)"
             )
+        asked = StudySampler(sampler, space, n_trials, sign)  # checks the space
         record = dict(study=type(sampler.sampler).__name__, direction=direction)
         record["space"] = {k: repr(v) for k, v in space.items()}
-        return StudySampler(sampler, space, n_trials, sign), record
+        return asked, record
     if not isinstance(sampler, str) or sampler not in METHODS:
         raise ValueError(
             f"sampler must be one of {METHODS}, a table of trials or an Optuna study, got "
             f"{sampler!r}"
         )
-    check_space(space)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
-    table = sample(space, n_trials, method=sampler, seed=int(seed))
+    table = sample(space, n_trials, method=sampler, seed=seed)  # checks space and seed
     record = dict(method=sampler, seed=int(seed), space={k: repr(v) for k, v in space.items()})
     return TableSampler(table), record
