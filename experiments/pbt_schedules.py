@@ -8,7 +8,7 @@ every epoch (the worst quarter copies the best quarter and perturbs), on the cha
 epochs, held-out accuracy). Beside it, the best constant (β, lr) of 32 random configurations of
 the same space and seeds trained as long: the same model-steps. Read off the winning line: does
 β rise or fall, does lr/(1 - β) stay more constant than lr and 1/(1 - β) themselves (the
-effective-lr law held in time), and does the effective step anneal?
+effective-lr law held in time: it does not, in these runs), and does the effective step anneal?
 
 Command:  python -m experiments.pbt_schedules [--out results]
 Writes:   pbt_schedules.png (the winning lines' β, lr and lr/(1 - β); each task's population),
@@ -144,11 +144,12 @@ def run(out: Path, quick: bool = False) -> dict:
         claims.append(
             claim(
                 "5.3",
-                f"{name}: along the winning line lr/(1 - β) changes less than lr or 1/(1 - β) "
-                "alone (the effective step is what the search keeps)",
+                f"{name}: the effective-lr law does not carry over in time: along the winning "
+                "line lr/(1 - β) is not held more constant than lr alone (β and lr move "
+                "together; the hypothesis that the search keeps lr/(1 - β) fixed is refuted)",
                 f"max/min over the line: lr/(1 - β) {f['spread_effective']:.2f}, lr "
                 f"{f['spread_lr']:.2f}, 1/(1 - β) {f['spread_inertia']:.2f}",
-                f["spread_effective"] <= max(f["spread_lr"], f["spread_inertia"]) or quick,
+                f["spread_effective"] >= f["spread_lr"] or quick,
             )
         )
         eff = f["effective"]
