@@ -2,7 +2,8 @@
 
 The layers, each a subpackage (the names users import are re-exported here):
 
-- :mod:`jaxmom.optim`: the optax transforms (``momentum``, ``sgd_momentum``, ``heavy_ball``).
+- :mod:`jaxmom.optim`: the optax transforms (``momentum``, ``sgd_momentum``, ``heavy_ball``) and
+  the rest of the family (``qhm``, ``qhadam``, ``aggmo``, ``demon``).
 - :mod:`jaxmom.training`: the one training loop, batch orders, ``Task`` and ``nnx_task``.
 - :mod:`jaxmom.engine`: the sweeps (grid, trials, halving, Optuna) and their spaces.
 - :mod:`jaxmom.results`: the store and ``SweepResult`` (xarray, pandas, CSV, plots).
@@ -43,7 +44,22 @@ from jaxmom.engine import (
     sample,
     trial_sweep,
 )
-from jaxmom.optim import MomentumState, heavy_ball, momentum, sgd_momentum
+from jaxmom.optim import (
+    AggMoState,
+    MomentumState,
+    QHAdamState,
+    QHMState,
+    aggmo,
+    demon,
+    heavy_ball,
+    momentum,
+    qhadam,
+    qhm,
+    scale_by_qhadam,
+    sgd_aggmo,
+    sgd_momentum,
+    sgd_qhm,
+)
 from jaxmom.results import SweepResult
 from jaxmom.training import (
     BatchOrder,
@@ -63,6 +79,7 @@ __version__ = "0.5.0"
 
 __all__ = (
     "MLP",
+    "AggMoState",
     "BatchOrder",
     "Choice",
     "IntUniform",
@@ -71,16 +88,20 @@ __all__ = (
     "NNXTask",
     "Net",
     "Plan",
+    "QHAdamState",
+    "QHMState",
     "SweepResult",
     "SweepTooLarge",
     "Task",
     "TrainResult",
     "Uniform",
     "accuracy",
+    "aggmo",
     "apply_mlp",
     "asha_sweep",
     "batch_order",
     "batch_window",
+    "demon",
     "grid_sweep",
     "halving_sweep",
     "heavy_ball",
@@ -96,9 +117,14 @@ __all__ = (
     "optuna_sweep",
     "pbt_sweep",
     "product",
+    "qhadam",
+    "qhm",
     "sample",
+    "scale_by_qhadam",
     "seed_inputs",
+    "sgd_aggmo",
     "sgd_momentum",
+    "sgd_qhm",
     "sweep",
     "theory",
     "train",

@@ -9,58 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import optax
 from jax.typing import ArrayLike
 
 from jaxmom.common import check_bool, check_learning_rate
+from jaxmom.optim._pieces import keep_dtypes, scale_by_rate, torch_gradient
 from jaxmom.optim._transform import DEFAULT_BETA, ScalarOrSchedule, is_static_zero, resolve_beta
 from jaxmom.optim._transform import momentum as _momentum
-
-
-def _torch_gradient(
-    tx: optax.GradientTransformation, weight_decay, maximize: bool
-) -> optax.GradientTransformation:
-    """``tx`` fed torch's gradient, ``(-g if maximize else g) + weight_decay * params``, with
-    ``tx``'s own state (no element of its own in a chain, so ``optax.sgd``'s state stays)."""
-    decays = not is_static_zero(weight_decay)
-    if not (decays or maximize):
-        return tx
-
-    def update_fn(updates, state, params=None):
-        if maximize:
-            updates = jax.tree.map(lambda g: -g, updates)
-        if decays:
-            if params is None:
-                raise ValueError(
-                    f"weight_decay={weight_decay!r} needs the parameters: call "
-                    "update(grads, state, params)"
-                )
-            updates = jax.tree.map(
-                lambda g, p: None if g is None else g + weight_decay * p,
-                updates,
-                params,
-                is_leaf=lambda g: g is None,
-            )
-        return tx.update(updates, state, params)
-
-    return optax.GradientTransformation(tx.init, update_fn)
-
-
-def _learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool):
-    check_learning_rate(learning_rate)
-    return optax.scale_by_learning_rate(learning_rate, flip_sign=flip_sign)
-
-
-def _keep_dtypes(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``tx`` whose updates keep the dtypes of the incoming updates (a float32 learning rate
-    times a bfloat16 gradient stays bfloat16), so the state after it keeps its dtype too."""
-
-    def update_fn(updates, state, params=None):
-        new, state = tx.update(updates, state, params)
-        return jax.tree.map(lambda n, g: n.astype(g.dtype), new, updates), state
-
-    return optax.GradientTransformation(tx.init, update_fn)
 
 
 def check_given(beta):
@@ -134,8 +89,8 @@ def sgd_momentum(
     tx = _momentum(
         beta, nesterov=nesterov, dampening=dampening, accumulator_dtype=accumulator_dtype
     )
-    tx = _torch_gradient(tx, weight_decay, check_bool(maximize, "maximize"))
-    return optax.chain(tx, _learning_rate(learning_rate, flip_sign=True))
+    tx = torch_gradient(tx, weight_decay, check_bool(maximize, "maximize"))
+    return optax.chain(tx, scale_by_rate(learning_rate, flip_sign=True))
 
 
 def heavy_ball(
@@ -184,7 +139,7 @@ def heavy_ball(
     """
     beta = resolve_beta("heavy_ball", DEFAULT_BETA, beta=check_given(beta), momentum=momentum)
     return optax.chain(
-        _keep_dtypes(_learning_rate(learning_rate, flip_sign=False)),
+        keep_dtypes(scale_by_rate(learning_rate, flip_sign=False)),
         _momentum(beta, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         optax.scale(-1.0),
     )

@@ -43,33 +43,34 @@ def is_static_zero(value) -> bool:
     return value is None or (isinstance(value, int | float) and value == 0)
 
 
-class _Default:
-    """``beta``'s default (0.9) when no coefficient is given. Not a number, so that
-    ``optax.inject_hyperparams`` leaves it out of the hyperparameters, as it leaves out
-    ``optax.sgd``'s ``momentum=None``: a coefficient given by either name is one."""
+class Default:
+    """A coefficient's default when none is given (``DEFAULT_BETA`` is 0.9). Not a number, so
+    that ``optax.inject_hyperparams`` leaves it out of the hyperparameters, as it leaves out
+    ``optax.sgd``'s ``momentum=None``: a coefficient given by any of its names is one."""
 
-    value = 0.9
+    def __init__(self, value: float):
+        self.value = value
 
     def __repr__(self) -> str:
-        return "0.9"
+        return repr(self.value)
 
 
 #: ``beta``'s default in :func:`jaxmom.sgd_momentum` and :func:`jaxmom.heavy_ball`.
-DEFAULT_BETA = _Default()
+DEFAULT_BETA = Default(0.9)
 
 
 def resolve_beta(fn: str, default, **spellings):
     """The momentum coefficient given by one of its names (``beta``, optax's ``momentum`` or
     ``decay``), else ``default``; two at once is a ``TypeError`` naming both. Only ``None``
     counts as not given, so a traced value (``inject_hyperparams``) is fine."""
-    given = {k: v for k, v in spellings.items() if v is not None and v is not DEFAULT_BETA}
+    given = {k: v for k, v in spellings.items() if v is not None and not isinstance(v, Default)}
     if len(given) > 1:
         names = " and ".join(f"{k}=" for k in given)
         raise TypeError(f"{fn}() got {names}: they name the same coefficient, give one")
     if not given:
         if default is None:
             raise TypeError(f"{fn}() needs the momentum coefficient: {'= or '.join(spellings)}=")
-        return default.value if isinstance(default, _Default) else default
+        return default.value if isinstance(default, Default) else default
     return next(iter(given.values()))
 
 
