@@ -49,7 +49,8 @@ def demon(beta: ArrayLike, steps: int) -> optax.Schedule:
     steps = check_positive_int(steps, "steps")
 
     def schedule(count):
-        left = 1 - jnp.clip(jnp.asarray(count) / steps, 0, 1)
+        t = jnp.asarray(count).astype(jnp.result_type(float))  # float64 under x64
+        left = 1 - jnp.clip(t / steps, 0, 1)
         b = jnp.asarray(beta)
         return b * left / ((1 - b) + b * left)
 
