@@ -34,6 +34,10 @@ EXPERIMENTS = (
     "effective_lr",
     "digits_sweep",
     "pbt_schedules",
+    "family_ravine",
+    "qhm_phase_diagram",
+    "family_digits",
+    "demon_pbt",
 )
 
 
