@@ -17,7 +17,13 @@ number (``alpha * h = 0``, negative momentum, ``beta >= 1``) and refuse only wha
 string, ``None``, ``nan``, ``inf``), with an error that names the argument; the optimal
 parameters need curvatures ``0 < mu <= L``. Traced arguments cannot be checked.
 
-Reference: Goh, "Why Momentum Really Works", Distill, 2017.
+The rest of the family has the same analysis below: QHM's 2x2 iteration on (x, buffer) and
+AggMo's (K+1)x(K+1) one on (x, v_1..v_K), their rates, QHM's convergence region, and optima
+computed numerically where no closed form is known.
+
+References: Goh, "Why Momentum Really Works", Distill, 2017. Gitman, Lang, Zhang & Xiao,
+"Understanding the role of momentum in stochastic gradient methods", NeurIPS 2019. Lucas, Sun,
+Zemel & Grosse, "Aggregated momentum", ICLR 2019.
 """
 
 from __future__ import annotations
