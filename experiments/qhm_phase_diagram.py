@@ -44,10 +44,11 @@ def _maps(n: int):
     nus = np.linspace(0.0, 1.0, n)
     with jax.enable_x64(True):
         a, b = np.meshgrid(alphas, betas, indexing="ij")
-        hb = _worst(lambda h: theory.spectral_radius(a[..., None], b[..., None], h), hs)
+        hb = _worst(lambda h: theory.spectral_radius(a[..., None], b[..., None], h), hs[None, None])
         b3, n3, a3 = np.meshgrid(betas, nus, alphas, indexing="ij")
         qhm_all = _worst(
-            lambda h: theory.qhm_spectral_radius(a3[..., None], b3[..., None], n3[..., None], h), hs
+            lambda h: theory.qhm_spectral_radius(a3[..., None], b3[..., None], n3[..., None], h),
+            hs[None, None, None],
         )
     return alphas, betas, nus, hb, qhm_all.min(-1)
 
