@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import flax.serialization
 import jax
 import optax
 
@@ -32,3 +33,19 @@ def run_killed(script: str, *args) -> None:
         [sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, timeout=300
     )
     assert got.returncode == -signal.SIGKILL, got.stderr[-2000:]
+
+
+def orbax_round_trip(tree, target, path):
+    """``tree`` saved with orbax to ``path`` and restored into ``target``'s structure."""
+    import orbax.checkpoint as ocp
+
+    ckpt = ocp.StandardCheckpointer()
+    ckpt.save(path, tree)
+    ckpt.wait_until_finished()
+    return ckpt.restore(path, target)
+
+
+def flax_round_trip(tree, target, path):
+    """``tree`` written with ``flax.serialization`` to ``path`` and read into ``target``."""
+    path.write_bytes(flax.serialization.to_bytes(tree))
+    return flax.serialization.from_bytes(target, path.read_bytes())

@@ -2,13 +2,13 @@
 ``jax.jit``, ``nnx.jit`` and ``optax.MultiSteps``, and checkpoints that move between
 ``optax.sgd`` and ``jaxmom.sgd_momentum`` (orbax and flax.serialization)."""
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
+from helpers import flax_round_trip, orbax_round_trip
 
 import jaxmom
 
@@ -197,22 +197,8 @@ PAIRS = [
 ]
 
 
-def _orbax_round_trip(tree, target, path):
-    import orbax.checkpoint as ocp
-
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(path, tree)
-    ckpt.wait_until_finished()
-    return ckpt.restore(path, target)
-
-
-def _flax_round_trip(tree, target, path):
-    path.write_bytes(flax.serialization.to_bytes(tree))
-    return flax.serialization.from_bytes(target, path.read_bytes())
-
-
 @pytest.mark.parametrize("pair", PAIRS)
-@pytest.mark.parametrize("round_trip", [_orbax_round_trip, _flax_round_trip])
+@pytest.mark.parametrize("round_trip", [orbax_round_trip, flax_round_trip])
 def test_checkpoints_move_between_optax_sgd_and_jaxmom_both_ways(
     problem, tmp_path, pair, round_trip
 ):

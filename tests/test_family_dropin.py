@@ -5,14 +5,13 @@ hyperparameters vmapped as arrays (one compile), ``nnx.Optimizer`` under ``nnx.j
 
 import functools
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
-from helpers import scan_updates
+from helpers import flax_round_trip, orbax_round_trip, scan_updates
 
 import jaxmom
 
@@ -177,21 +176,7 @@ def test_multisteps_of_k_equals_the_optimizer_on_every_kth_gradient(problem, nam
     _close(got, _run(make(**hp), params, h, steps=10)[0])
 
 
-def _orbax(tree, target, path):
-    import orbax.checkpoint as ocp
-
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(path, tree)
-    ckpt.wait_until_finished()
-    return ckpt.restore(path, target)
-
-
-def _flax(tree, target, path):
-    path.write_bytes(flax.serialization.to_bytes(tree))
-    return flax.serialization.from_bytes(target, path.read_bytes())
-
-
-@pytest.mark.parametrize("round_trip", [_orbax, _flax])
+@pytest.mark.parametrize("round_trip", [orbax_round_trip, flax_round_trip])
 @pytest.mark.parametrize("name", ["sgd_qhm_l2", "qhadam", "sgd_aggmo", "qhm_demon"])
 def test_a_checkpoint_mid_run_resumes_to_the_same_bits(problem, tmp_path, name, round_trip):
     params, h = problem
