@@ -80,10 +80,9 @@ def run(out: Path, quick: bool = False) -> dict:
     agree, checked = _boundary_check(12 if quick else 40)
     with jax.enable_x64(True):
         hs = np.geomspace(MU, L, 129)
-        default = min(
-            float(np.asarray(theory.qhm_spectral_radius(a, 0.999, 0.7, hs)).max())
-            for a in np.geomspace(0.01, 100, 2000)
-        )
+        alphas_default = np.geomspace(0.01, 100, 2000)[:, None]
+        rho = theory.qhm_spectral_radius(alphas_default, 0.999, 0.7, hs[None])
+        default = float(np.asarray(rho).max(1).min())
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
     im = axes[0].pcolormesh(alphas, betas, np.minimum(hb, 1.0).T, cmap="magma_r", vmin=0.5, vmax=1)

@@ -68,17 +68,21 @@ def iteration_matrix(alpha, beta, h) -> jax.Array:
     return jnp.stack([top, jnp.stack([one, zero], axis=-1)], axis=-2)
 
 
+def _radius(t, d) -> jax.Array:
+    """The largest root modulus of ``l^2 - t l + d``: ``sqrt(d)`` where the roots are complex."""
+    disc = t**2 - 4 * d
+    root = jnp.sqrt(jnp.maximum(disc, 0.0))
+    real = jnp.maximum(jnp.abs(t + root), jnp.abs(t - root)) / 2
+    return jnp.where(disc >= 0, real, jnp.sqrt(jnp.maximum(d, 0.0)))
+
+
 def spectral_radius(alpha, beta, h) -> jax.Array:
     """rho(A): the largest root modulus of ``lambda^2 - (1 - alpha*h + beta) lambda + beta``.
 
     Where the roots are complex (``(1 - alpha*h + beta)^2 < 4 beta``) it is ``sqrt(beta)``.
     """
     _check_args(alpha=alpha, beta=beta, h=h)
-    t = 1 - jnp.asarray(alpha) * h + beta
-    disc = t**2 - 4 * jnp.asarray(beta)
-    root = jnp.sqrt(jnp.maximum(disc, 0.0))
-    real = jnp.maximum(jnp.abs(t + root), jnp.abs(t - root)) / 2
-    return jnp.where(disc >= 0, real, jnp.sqrt(jnp.maximum(beta, 0.0)))
+    return _radius(1 - jnp.asarray(alpha) * h + beta, jnp.asarray(beta))
 
 
 def gd_rate(alpha, h) -> jax.Array:
@@ -195,11 +199,7 @@ def qhm_spectral_radius(alpha, beta, nu, h) -> jax.Array:
     which ``x`` then never reads, decays at ``beta``, so the matrix's radius is the larger.
     """
     _check_args(alpha=alpha, beta=beta, nu=nu, h=h)
-    t, d = _qhm_trace_det(alpha, beta, nu, h)
-    disc = t**2 - 4 * d
-    root = jnp.sqrt(jnp.maximum(disc, 0.0))
-    real = jnp.maximum(jnp.abs(t + root), jnp.abs(t - root)) / 2
-    return jnp.where(disc >= 0, real, jnp.sqrt(jnp.maximum(d, 0.0)))
+    return _radius(*_qhm_trace_det(alpha, beta, nu, h))
 
 
 def qhm_converges(alpha, beta, nu, h) -> jax.Array:

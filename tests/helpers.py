@@ -7,6 +7,8 @@ import sys
 
 import flax.serialization
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -49,3 +51,30 @@ def flax_round_trip(tree, target, path):
     """``tree`` written with ``flax.serialization`` to ``path`` and read into ``target``."""
     path.write_bytes(flax.serialization.to_bytes(tree))
     return flax.serialization.from_bytes(target, path.read_bytes())
+
+
+def quadratic_problem(seed: int):
+    """Parameters and the curvatures of a gradient that depends on them (a quadratic)."""
+    rng = np.random.default_rng(seed)
+    params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32), "b": jnp.ones(4)}
+    h = {"w": jnp.asarray(rng.uniform(0.5, 2, (3, 4)), jnp.float32), "b": jnp.full(4, 0.7)}
+    return params, h
+
+
+def quadratic_grad(params, h):
+    """The gradient of :func:`quadratic_problem`'s quadratic at ``params``."""
+    return jax.tree.map(lambda p, c: c * p + 0.1, params, h)
+
+
+def run_jitted(tx, params, h, steps: int, state=None):
+    """``steps`` jitted updates of ``tx``, as a user's loop calls them: ``(params, state)``."""
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(quadratic_grad(params, h), state, params)
+        return optax.apply_updates(params, updates), state
+
+    state = tx.init(params) if state is None else state
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state

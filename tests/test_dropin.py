@@ -8,7 +8,13 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from helpers import flax_round_trip, orbax_round_trip
+from helpers import (
+    flax_round_trip,
+    orbax_round_trip,
+    quadratic_grad,
+    quadratic_problem,
+    run_jitted,
+)
 
 import jaxmom
 
@@ -19,28 +25,14 @@ STEPS = 100
 @pytest.fixture(scope="module")
 def problem():
     """Parameters and a gradient that depends on them (a quadratic), as in training."""
-    rng = np.random.default_rng(0)
-    params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32), "b": jnp.ones(4)}
-    h = {"w": jnp.asarray(rng.uniform(0.5, 2, (3, 4)), jnp.float32), "b": jnp.full(4, 0.7)}
-    return params, h
+    return quadratic_problem(0)
 
 
-def _grad(params, h):
-    return jax.tree.map(lambda p, c: c * p + 0.1, params, h)
+_grad = quadratic_grad
 
 
 def _run(tx, params, h, steps=STEPS, state=None):
-    """``steps`` jitted updates of ``tx``, as a user's loop calls them: ``(params, state)``."""
-
-    @jax.jit
-    def step(params, state):
-        updates, state = tx.update(_grad(params, h), state, params)
-        return optax.apply_updates(params, updates), state
-
-    state = tx.init(params) if state is None else state
-    for _ in range(steps):
-        params, state = step(params, state)
-    return params, state
+    return run_jitted(tx, params, h, steps, state)
 
 
 def _assert_equal(a, b):

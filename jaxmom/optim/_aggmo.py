@@ -13,8 +13,7 @@ from jax.typing import ArrayLike
 
 from jaxmom.common import check_beta
 from jaxmom.optim._pieces import descend, map_grads
-from jaxmom.optim._qhm import value_at
-from jaxmom.optim._transform import ScalarOrSchedule
+from jaxmom.optim._transform import ScalarOrSchedule, value_at
 
 #: The paper's recommended velocities (Lucas et al., section 4).
 AGGMO_BETAS = (0.0, 0.9, 0.99)

@@ -12,8 +12,8 @@ from typing import Any
 import optax
 from jax.typing import ArrayLike
 
-from jaxmom.common import check_bool, check_learning_rate
-from jaxmom.optim._pieces import keep_dtypes, scale_by_rate, torch_gradient
+from jaxmom.common import check_learning_rate
+from jaxmom.optim._pieces import descend, keep_dtypes, scale_by_rate
 from jaxmom.optim._transform import DEFAULT_BETA, ScalarOrSchedule, is_static_zero, resolve_beta
 from jaxmom.optim._transform import momentum as _momentum
 
@@ -89,8 +89,7 @@ def sgd_momentum(
     tx = _momentum(
         beta, nesterov=nesterov, dampening=dampening, accumulator_dtype=accumulator_dtype
     )
-    tx = torch_gradient(tx, weight_decay, check_bool(maximize, "maximize"))
-    return optax.chain(tx, scale_by_rate(learning_rate, flip_sign=True))
+    return descend(tx, learning_rate, weight_decay, decouple=False, maximize=maximize)
 
 
 def heavy_ball(

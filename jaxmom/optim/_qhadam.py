@@ -12,8 +12,7 @@ from jax.typing import ArrayLike
 
 from jaxmom.common import check_beta, check_learning_rate
 from jaxmom.optim._pieces import descend, map_grads
-from jaxmom.optim._qhm import value_at
-from jaxmom.optim._transform import Default, ScalarOrSchedule
+from jaxmom.optim._transform import Default, ScalarOrSchedule, value_at
 
 #: The authors' recommended values (Ma & Yarats, section 5): b1, b2, nu1, nu2.
 B1, B2, NU1, NU2 = Default(0.995), Default(0.999), Default(0.7), Default(1.0)

@@ -12,7 +12,7 @@ from jax.typing import ArrayLike
 
 from jaxmom.common import check_beta
 from jaxmom.optim._pieces import descend, map_grads
-from jaxmom.optim._transform import Default, ScalarOrSchedule, resolve_beta
+from jaxmom.optim._transform import Default, ScalarOrSchedule, resolve_beta, value_at
 
 #: The authors' recommended values (Ma & Yarats, section 4): a standard baseline.
 QHM_BETA = Default(0.999)
@@ -30,11 +30,6 @@ class QHMState(NamedTuple):
 
     count: jax.Array  # type: ignore[assignment]  # a field, not tuple.count
     trace: optax.Updates
-
-
-def value_at(value: ScalarOrSchedule, count) -> Any:
-    """A hyperparameter at step ``count``: a schedule's value there, else the value itself."""
-    return value(count) if callable(value) else value
 
 
 def qhm(

@@ -43,6 +43,11 @@ def is_static_zero(value) -> bool:
     return value is None or (isinstance(value, int | float) and value == 0)
 
 
+def value_at(value: ScalarOrSchedule, count) -> Any:
+    """A hyperparameter at step ``count``: a schedule's value there, else the value itself."""
+    return value(count) if callable(value) else value
+
+
 class Default:
     """A coefficient's default when none is given (``DEFAULT_BETA`` is 0.9). Not a number, so
     that ``optax.inject_hyperparams`` leaves it out of the hyperparameters, as it leaves out
@@ -174,7 +179,7 @@ def momentum(
     def update_fn(updates, state, params=None):
         del params
         _check_state(state, counts, is_schedule)
-        b = beta(state.count) if is_schedule else beta
+        b = value_at(beta, state.count)
         if undamped:
             accumulate = lambda g, v: g + b * v  # noqa: E731
         else:  # torch: the first buffer is the gradient itself, then beta*v + (1 - d)*g;
